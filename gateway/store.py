@@ -1,0 +1,54 @@
+"""The one SQLite file the daemon keeps its records in, opened the same way everywhere.
+
+Each capability opens its own :class:`Store` on the shared file (WAL mode lets
+them write without blocking each other's readers).  All of a store's SQLite
+work runs on one dedicated thread, so the event loop never waits on the SD
+card and the connection is never used from two threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import sqlite_utils
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def open_database(path: Path) -> sqlite_utils.Database:
+    """Open (creating) the database at ``path`` in WAL mode, usable from any one thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
+    db = sqlite_utils.Database(conn)
+    db.enable_wal()
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return db
+
+
+class Store:
+    """A database connection plus the single thread that uses it."""
+
+    def __init__(self, path: Path, name: str = "store") -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}")
+        self.db: sqlite_utils.Database = self._executor.submit(open_database, path).result()
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(*args, **kwargs)`` on the store's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    def run_sync(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on the store's thread and wait (CLI and start-up only)."""
+        return self._executor.submit(fn, *args, **kwargs).result()
+
+    def close(self) -> None:
+        self._executor.submit(self.db.conn.close).result()
+        self._executor.shutdown(wait=True)
