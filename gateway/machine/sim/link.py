@@ -1,0 +1,202 @@
+"""An in-memory serial line between a protocol core and a firmware model.
+
+Runs both on a virtual clock, with the wire's byte time for the given baud rate
+in each direction, and with faults drawn from a seeded RNG: corrupted bytes
+towards a firmware that checks integrity, and dropped or garbled reply lines.
+No I/O: property tests push thousands of lines through it in milliseconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from gateway.machine.protocol import ControllerProtocol, ProtocolEvent
+from gateway.machine.sim.firmware import SimulatedFirmware
+
+
+@dataclass
+class Faults:
+    """Fault rates, each a probability per line crossing the wire."""
+
+    corrupt: float = 0.0  # host -> controller: one byte of the line flipped
+    drop_reply: float = 0.0  # controller -> host: the whole reply line lost
+    garble_reply: float = 0.0  # controller -> host: one byte of the reply replaced
+    seed: int = 0
+
+
+@dataclass
+class LinkResult:
+    completed: bool
+    seconds: float  # virtual time taken
+    bytes_to_controller: int
+    events: list[ProtocolEvent] = field(default_factory=list)
+
+
+class Wire:
+    """One direction of a serial line: bytes queued with their arrival times.
+
+    Shared by :class:`Link` (virtual clock) and the pty server (real clock).
+    """
+
+    def __init__(self, byte_time: float) -> None:
+        self.byte_time = byte_time
+        self.free_at = 0.0
+        self.pending: deque[tuple[float, bytes]] = deque()
+        self.sent = 0
+
+    def put(self, data: bytes, now: float) -> None:
+        if not data:
+            return
+        start = max(now, self.free_at)
+        self.free_at = start + len(data) * self.byte_time
+        self.pending.append((self.free_at, data))
+        self.sent += len(data)
+
+    def take(self, now: float) -> bytes:
+        out = bytearray()
+        while self.pending and self.pending[0][0] <= now + 1e-12:
+            out += self.pending.popleft()[1]
+        if self.pending:
+            # Deliver the part of the next chunk that has arrived by now.
+            arrive, data = self.pending[0]
+            n = len(data) - int((arrive - now) / self.byte_time)
+            if n > 0:
+                out += data[:n]
+                self.pending[0] = (arrive, data[n:])
+        return bytes(out)
+
+    def next_arrival(self) -> float | None:
+        if not self.pending:
+            return None
+        arrive, data = self.pending[0]
+        return arrive - (len(data) - 1) * self.byte_time
+
+
+def _split_lines(data: bytes) -> Iterator[bytes]:
+    start = 0
+    while True:
+        i = data.find(b"\n", start)
+        if i < 0:
+            if start < len(data):
+                yield data[start:]
+            return
+        yield data[start : i + 1]
+        start = i + 1
+
+
+class FaultInjector:
+    """Applies :class:`Faults` to the bytes crossing the wire, line by line."""
+
+    def __init__(self, faults: Faults, integrity_checked: bool) -> None:
+        self.faults = faults
+        self.integrity_checked = integrity_checked
+        self.rng = random.Random(faults.seed)
+        self._reply_partial = b""
+        self.corrupted = 0
+        self.dropped = 0
+        self.garbled = 0
+
+    def host_bytes(self, data: bytes) -> bytes:
+        """Corrupt a byte in some host lines (only where the firmware can tell)."""
+        if not self.faults.corrupt or not self.integrity_checked:
+            return data
+        out = bytearray()
+        for line in _split_lines(data):
+            if len(line) > 2 and line.endswith(b"\n") and self.rng.random() < self.faults.corrupt:
+                b = bytearray(line)
+                i = self.rng.randrange(len(b) - 1)
+                b[i] = (b[i] ^ (1 << self.rng.randrange(7))) or 0x21
+                if b[i] == 0x0A:
+                    b[i] = 0x21
+                line = bytes(b)
+                self.corrupted += 1
+            out += line
+        return bytes(out)
+
+    def reply_bytes(self, data: bytes) -> bytes:
+        """Drop or garble some whole reply lines."""
+        f = self.faults
+        if not (f.drop_reply or f.garble_reply):
+            return data
+        data = self._reply_partial + data
+        out = bytearray()
+        self._reply_partial = b""
+        for line in _split_lines(data):
+            if not line.endswith(b"\n"):
+                self._reply_partial = line
+                break
+            r = self.rng.random()
+            if r < f.drop_reply:
+                self.dropped += 1
+                continue
+            if r < f.drop_reply + f.garble_reply and len(line) > 1:
+                b = bytearray(line)
+                b[self.rng.randrange(len(b) - 1)] = self.rng.choice(b"#~%&@Z\x00\xff")
+                line = bytes(b)
+                self.garbled += 1
+            out += line
+        return bytes(out)
+
+
+class Link:
+    """Connects ``core`` and ``firmware`` through two simulated wires."""
+
+    def __init__(
+        self,
+        core: ControllerProtocol,
+        firmware: SimulatedFirmware,
+        *,
+        baud: int = 115200,
+        faults: Faults | None = None,
+        latency: float = 0.001,
+        tick: float = 0.001,
+    ) -> None:
+        self.core = core
+        self.firmware = firmware
+        self.faults = faults or Faults()
+        self.inject = FaultInjector(self.faults, firmware.integrity_checked)
+        byte_time = 10.0 / baud  # 8N1: start + 8 data + stop bits
+        self.to_controller = Wire(byte_time)
+        self.to_host = Wire(byte_time)
+        self.latency = latency
+        self.step = tick
+        self.now = 0.0
+
+    def run(self, lines: Iterable[str], *, max_seconds: float = 600.0) -> LinkResult:
+        """Stream ``lines`` as a job until the core is idle or time runs out."""
+        source = iter(lines)
+        exhausted = False
+        events: list[ProtocolEvent] = []
+        core, fw = self.core, self.firmware
+        fw.power_on(self.now)
+        core.start(self.now)
+        while self.now < max_seconds:
+            now = self.now
+            while not exhausted and core.ready and core.wants_lines():
+                try:
+                    core.send_line(next(source))
+                except StopIteration:
+                    exhausted = True
+            out = core.data_to_send(now)
+            self.to_controller.put(self.inject.host_bytes(out), now)
+            arrived = self.to_controller.take(now)
+            if arrived:
+                fw.receive(arrived, now)
+            fw.tick(now)
+            self.to_host.put(self.inject.reply_bytes(fw.output()), now + self.latency)
+            replies = self.to_host.take(now)
+            if replies:
+                events.extend(core.receive(replies, now))
+            events.extend(core.tick(now))
+            if exhausted and core.ready and core.idle() and not self.to_controller.pending:
+                return LinkResult(True, now, self.to_controller.sent, events)
+            wake = [now + self.step]
+            for t in (self.to_controller.next_arrival(), self.to_host.next_arrival(),
+                      fw.next_wakeup()):
+                if t is not None and t > now:
+                    wake.append(t)
+            self.now = min(wake)
+        return LinkResult(False, self.now, self.to_controller.sent, events)
