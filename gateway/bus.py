@@ -15,6 +15,7 @@ bounded on a 512 MB Pi.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -123,10 +124,8 @@ class EventBus:
                 sub._offer(event)
 
     def _remove(self, sub: Subscription[E]) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._subscriptions.remove(sub)  # type: ignore[arg-type]
-        except ValueError:
-            pass
 
     @property
     def subscriber_count(self) -> int:

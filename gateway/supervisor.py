@@ -91,10 +91,22 @@ class Supervisor:
                 delay = backoff.next_delay()
                 self.failures[service.name] = self.failures.get(service.name, 0) + 1
                 level = logging.WARNING if service.optional else logging.ERROR
-                log.log(level, "service %s failed: %s; restarting in %.1f s",
-                        service.name, err, delay, exc_info=err)
-                self.bus.publish(ServiceFailed(service=service.name, error=str(err),
-                                               retry_in=delay, optional=service.optional))
+                log.log(
+                    level,
+                    "service %s failed: %s; restarting in %.1f s",
+                    service.name,
+                    err,
+                    delay,
+                    exc_info=err,
+                )
+                self.bus.publish(
+                    ServiceFailed(
+                        service=service.name,
+                        error=str(err),
+                        retry_in=delay,
+                        optional=service.optional,
+                    )
+                )
                 service.ready.clear()
                 await asyncio.sleep(delay)
 
@@ -104,7 +116,7 @@ class Supervisor:
             task = asyncio.create_task(self._keep_running(service), name=f"service:{service.name}")
             self._tasks[service.name] = task
             ready = asyncio.create_task(service.ready.wait())
-            done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
             ready.cancel()
             if service.ready.is_set():
                 self.bus.publish(ServiceStarted(service=service.name))
@@ -121,8 +133,9 @@ class Supervisor:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             except TimeoutError:
-                log.error("service %s did not stop within %.1f s", service.name,
-                          self.shutdown_timeout)
+                log.error(
+                    "service %s did not stop within %.1f s", service.name, self.shutdown_timeout
+                )
             except Exception:
                 log.exception("service %s failed while stopping", service.name)
 

@@ -194,8 +194,11 @@ class Link:
             if exhausted and core.ready and core.idle() and not self.to_controller.pending:
                 return LinkResult(True, now, self.to_controller.sent, events)
             wake = [now + self.step]
-            for t in (self.to_controller.next_arrival(), self.to_host.next_arrival(),
-                      fw.next_wakeup()):
+            for t in (
+                self.to_controller.next_arrival(),
+                self.to_host.next_arrival(),
+                fw.next_wakeup(),
+            ):
                 if t is not None and t > now:
                     wake.append(t)
             self.now = min(wake)

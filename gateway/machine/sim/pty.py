@@ -92,6 +92,11 @@ class PtyController:
         self.firmware.power_on(self._clock())
         self._wake.set()
 
+    def inject_noise(self, data: bytes) -> None:
+        """Put raw bytes on the line towards the host (electrical noise, a confused board)."""
+        self.to_host.put(data, self._clock())
+        self._wake.set()
+
     def _on_readable(self) -> None:
         try:
             data = os.read(self._master, 65536)
@@ -136,8 +141,11 @@ class PtyController:
                 self._outbuf += replies
                 self._flush()
             wake = now + 0.05
-            for t in (self.to_controller.next_arrival(), self.to_host.next_arrival(),
-                      fw.next_wakeup()):
+            for t in (
+                self.to_controller.next_arrival(),
+                self.to_host.next_arrival(),
+                fw.next_wakeup(),
+            ):
                 if t is not None:
                     wake = min(wake, t)
             delay = wake - self._clock()
