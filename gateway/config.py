@@ -9,12 +9,16 @@ Nothing deeper in the code reads files or the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.access.config import AccessConfig
+from gateway.telemetry.config import TelemetryConfig
 
 
 class ConfigError(Exception):
@@ -28,8 +32,11 @@ class Section(BaseModel):
 class MachineConfig(Section):
     """What machine this gateway sits beside."""
 
-    id: str = Field(default="machine-1", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
-                    description="Short id used in MQTT topics and records")
+    id: str = Field(
+        default="machine-1",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="Short id used in MQTT topics and records",
+    )
     name: str = Field(default="Machine", min_length=1, max_length=80)
     kind: Literal["printer", "laser", "cnc"] = "printer"
     firmware: Literal["marlin", "grbl"] = "marlin"
@@ -38,18 +45,35 @@ class MachineConfig(Section):
 class SerialConfig(Section):
     """The controller's serial port and protocol limits."""
 
-    port: str = Field(default="/dev/ttyACM0",
-                      description="Device path, or a glob such as /dev/serial/by-id/usb-*")
+    port: str = Field(
+        default="/dev/ttyACM0", description="Device path, or a glob such as /dev/serial/by-id/usb-*"
+    )
     baud: int = Field(default=115200, gt=0, le=4_000_000)
-    rx_buffer_size: int = Field(default=127, ge=16, le=4096,
-                                description="Controller's serial RX buffer in bytes (GRBL: 127)")
-    max_line_length: int = Field(default=96, ge=16, le=255,
-                                 description="Longest G-code line the firmware accepts")
-    response_timeout: float = Field(default=10.0, gt=0,
-                                    description="Seconds without a reply before recovery")
-    status_interval: float = Field(default=0.2, gt=0,
-                                   description="GRBL status poll / Marlin temperature interval")
+    rx_buffer_size: int = Field(
+        default=127,
+        ge=16,
+        le=4096,
+        description="Controller's serial RX buffer in bytes (GRBL: 127)",
+    )
+    max_line_length: int = Field(
+        default=96, ge=16, le=255, description="Longest G-code line the firmware accepts"
+    )
+    response_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds without a reply before recovery"
+    )
+    status_interval: float = Field(
+        default=0.2, gt=0, description="GRBL status poll / Marlin temperature interval"
+    )
     reconnect_max_delay: float = Field(default=30.0, gt=0)
+
+
+#: Longest line each firmware accepts by default: Marlin's MAX_CMD_SIZE is 96;
+#: GRBL 1.1's LINE_BUFFER_SIZE is 80 (79 characters after it drops spaces).
+DEFAULT_LINE_LENGTH = {"marlin": 96, "grbl": 80}
+
+
+def line_limit(serial: SerialConfig, firmware: str) -> int:
+    return serial.max_line_length or DEFAULT_LINE_LENGTH[firmware]
 
 
 class JobsConfig(Section):
@@ -76,8 +100,30 @@ class StorageConfig(Section):
 
 
 class WebConfig(Section):
+    """The HTTP API, the touchscreen (kiosk) UI and the admin pages."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    kiosk_addresses: tuple[str, ...] = Field(
+        default=("127.0.0.1", "::1"),
+        description="Client addresses (or networks) treated as the machine's own touchscreen",
+    )
+    auth_failures_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Refused tokens per client address per minute before it gets 429",
+    )
+
+    @field_validator("kiosk_addresses")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for a in value:
+            try:
+                ipaddress.ip_network(a, strict=False)
+            except ValueError:
+                raise ValueError(f"{a!r} is not an IP address or network") from None
+        return value
 
 
 class SimulationConfig(Section):
@@ -85,10 +131,12 @@ class SimulationConfig(Section):
 
     enabled: bool = False
     baud: int = Field(default=115200, gt=0)
-    error_rate: float = Field(default=0.0, ge=0.0, le=0.5,
-                              description="Probability per line of a corrupted byte")
-    time_scale: float = Field(default=0.0, ge=0.0,
-                              description="Motion time factor; 0 executes moves instantly")
+    error_rate: float = Field(
+        default=0.0, ge=0.0, le=0.5, description="Probability per line of a corrupted byte"
+    )
+    time_scale: float = Field(
+        default=0.0, ge=0.0, description="Motion time factor; 0 executes moves instantly"
+    )
 
 
 class LoggingConfig(Section):
@@ -108,6 +156,8 @@ class GatewayConfig(BaseSettings):
     storage: StorageConfig = StorageConfig()
     web: WebConfig = WebConfig()
     simulation: SimulationConfig = SimulationConfig()
+    access: AccessConfig = AccessConfig(enabled=False)
+    telemetry: TelemetryConfig = TelemetryConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @classmethod
@@ -136,10 +186,30 @@ def _describe(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+#: Paths in the file that are taken relative to the file's folder when not absolute.
+_RELATIVE_PATHS = (
+    ("storage", "state_dir"),
+    ("access", "site_secret_file"),
+    ("access", "source", "path"),
+)
+
+
+def _resolve_relative(data: dict[str, Any], base: Path) -> None:
+    for keys in _RELATIVE_PATHS:
+        node: Any = data
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
+            value = Path(node[keys[-1]]).expanduser()
+            if not value.is_absolute():
+                node[keys[-1]] = str((base / value).resolve())
+
+
 def load_config(path: Path | str | None = None, **overrides: Any) -> GatewayConfig:
     """Read ``path`` (TOML), apply ``GATEWAY_*`` environment overrides, validate.
 
-    Relative ``storage.state_dir`` paths are taken relative to the config file.
+    Relative paths (state dir, access list file, site secret file) are taken
+    relative to the config file.
     Raises :class:`ConfigError` naming every bad key.
     """
     data: dict[str, Any] = {}
@@ -154,11 +224,7 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> GatewayConf
             raise ConfigError(f"config file {p} does not exist") from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"config file {p} is not valid TOML: {err}") from err
-        storage = data.get("storage")
-        if isinstance(storage, dict) and isinstance(storage.get("state_dir"), str):
-            sd = Path(storage["state_dir"]).expanduser()
-            if not sd.is_absolute():
-                storage["state_dir"] = str((p.parent / sd).resolve())
+        _resolve_relative(data, p.parent)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}

@@ -1,0 +1,107 @@
+"""Events the access capability publishes (and the one it receives) on the bus.
+
+Events with a ``topic`` go out on MQTT as ``event/<topic>`` and to the web UI's
+live stream, so their fields stay JSON-friendly and never include a badge UID
+or hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.bus import Event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionStarted(Event):
+    topic = "session_started"
+    session_id: str
+    member_id: str
+    member_name: str
+    role: str
+    inducted_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionEnded(Event):
+    """``reason``: badge_out | idle_timeout | max_session | lockout | interlock | estop |
+    shutdown | takeover.  ``duration`` is in seconds."""
+
+    topic = "session_ended"
+    session_id: str
+    member_id: str
+    reason: str
+    duration: float
+    jobs: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessDenied(Event):
+    """A badge was refused; ``reason`` as in :data:`gateway.access.session.RefusalReason`,
+    or ``rate_limited``."""
+
+    topic = "access_denied"
+    reason: str
+    message: str
+    member_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayChanged(Event):
+    topic = "relay"
+    on: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockoutChanged(Event):
+    topic = "lockout"
+    active: bool
+    reason: str | None
+    by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InductionRecorded(Event):
+    topic = "induction"
+    trainer_id: str
+    member_id: str
+    machine_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessListUpdated(Event):
+    """A source delivered a list: applied (``ok``) or refused with ``error``."""
+
+    topic = "access_list"
+    source: str
+    members: int
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessState(Event):
+    """A full snapshot for screens, published whenever any of it changes."""
+
+    state: str  # locked | authorised | in_use | ending | lockout
+    relay_on: bool
+    member_id: str | None
+    member_name: str | None
+    job_running: bool
+    lockout_reason: str | None
+    interlocks_tripped: tuple[str, ...]
+    last_denial: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessListReceived(Event):
+    """The raw access list, from a retained MQTT topic (published by telemetry).
+
+    The MQTT topic it came from is ``mqtt_topic``: a field named ``topic`` would
+    shadow :attr:`Event.topic` and send the list (raw UIDs and all) back out as an
+    event.  It has no ``topic`` of its own, so it never leaves the daemon.
+    """
+
+    payload: bytes
+    mqtt_topic: str

@@ -1,0 +1,391 @@
+"""Members, the access list, and the access decision (pure: no I/O, no clock).
+
+The membership system exports an access list as JSON; every source (file, HTTP,
+MQTT) hands the bytes to :func:`parse_access_list`, which validates the whole
+document before anything is applied.  Schema, version 1::
+
+    {
+      "version": 1,
+      "generated_at": "2024-05-01T12:00:00Z",
+      "count": 2,
+      "members": [
+        {
+          "id": "m-17",
+          "name": "Ada",
+          "badges": ["04A2B3C4D5E680"],
+          "badge_hashes": ["<64 hex chars>"],
+          "machines": {"laser-1": "trainer", "*": "user"},
+          "valid_from": "2024-01-01",
+          "valid_until": "2024-12-31T23:59:59Z",
+          "suspended": null
+        }
+      ]
+    }
+
+``version`` must be 1 and ``count`` must equal the number of members, so a
+list cut short at a record boundary is refused rather than silently locking
+out everyone after the cut.  Per member:
+
+- ``id`` (required, unique, non-empty) and ``name`` (required, shown on screen).
+- ``badges``: raw card UIDs in hex (separators ``:``, ``-`` and spaces and a
+  ``0x`` prefix are ignored, case does not matter).  They are hashed with the
+  site secret on import and discarded: a UID is never stored or logged.
+- ``badge_hashes``: already-hashed badges, ``HMAC-SHA256(site_secret,
+  normalised UID)`` in hex, for membership systems that know the secret.
+- ``machines``: machine id to role (``user``, ``trainer``, ``maintainer``);
+  the key ``"*"`` grants a role on every machine, and the higher role wins.
+- ``valid_from`` / ``valid_until``: ISO 8601 dates or date-times, or null.
+  Times without a zone are UTC; a date alone means the whole day, so
+  ``"valid_until": "2024-12-31"`` still opens the machine on 31 December (UTC).
+- ``suspended``: null, or the reason shown to the member.
+
+Unknown keys are errors, so a misspelt ``"suspend"`` cannot silently leave a
+member active.  A badge listed under two members is an error too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from enum import IntEnum
+from typing import Any, Literal
+
+from gateway.access.errors import AccessError
+
+SCHEMA_VERSION = 1
+WILDCARD_MACHINE = "*"
+
+_HEX_UID = re.compile(r"^[0-9A-F]{1,32}$")
+_HEX_HASH = re.compile(r"^[0-9a-f]{64}$")
+_MEMBER_KEYS = frozenset(
+    {"id", "name", "badges", "badge_hashes", "machines", "valid_from", "valid_until", "suspended"}
+)
+_TOP_KEYS = frozenset({"version", "generated_at", "count", "members"})
+
+
+class AccessListError(AccessError):
+    """An access list is malformed or truncated; nothing of it was applied."""
+
+
+class Role(IntEnum):
+    """What a member may do on a machine; a higher role includes the lower ones."""
+
+    USER = 1
+    TRAINER = 2
+    MAINTAINER = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise ValueError(f"unknown role {text!r} (use user, trainer or maintainer)") from None
+
+
+def normalise_uid(uid: str) -> str:
+    """Uppercase hex without separators; raises ValueError (never echoing the UID)."""
+    text = uid.strip().upper()
+    if text.startswith("0X"):
+        text = text[2:]
+    text = text.replace(":", "").replace("-", "").replace(" ", "")
+    if not _HEX_UID.match(text):
+        raise ValueError("badge UID must be 1 to 32 hexadecimal digits")
+    return text
+
+
+def badge_hash(uid: str, secret: bytes) -> str:
+    """HMAC-SHA256 (hex) of the normalised UID under the site secret.
+
+    The hash is what is stored and compared; without the secret it cannot be
+    turned back into a UID, and it differs between sites.
+    """
+    return hmac.new(secret, normalise_uid(uid).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One member as the gateway needs them; ``valid_until`` is exclusive."""
+
+    id: str
+    name: str
+    roles: Mapping[str, Role]
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    suspended_reason: str | None = None
+    badge_hashes: frozenset[str] = frozenset()
+
+    def role_on(self, machine_id: str) -> Role | None:
+        """The member's role on ``machine_id`` (the wildcard counts too), or None."""
+        roles = [r for key, r in self.roles.items() if key in (machine_id, WILDCARD_MACHINE)]
+        return max(roles) if roles else None
+
+
+class AccessList:
+    """A validated, immutable access list indexed by badge hash and member id."""
+
+    __slots__ = ("_by_badge", "_by_id", "generated_at", "members", "version")
+
+    def __init__(
+        self,
+        members: tuple[Member, ...] | list[Member],
+        *,
+        generated_at: datetime | None = None,
+        version: int = SCHEMA_VERSION,
+    ) -> None:
+        self.members: tuple[Member, ...] = tuple(members)
+        self.generated_at = generated_at
+        self.version = version
+        self._by_id: dict[str, Member] = {}
+        self._by_badge: dict[str, Member] = {}
+        for m in self.members:
+            if m.id in self._by_id:
+                raise AccessListError(f"member id {m.id!r} appears twice in the access list")
+            self._by_id[m.id] = m
+            for h in m.badge_hashes:
+                other = self._by_badge.get(h)
+                if other is not None:
+                    raise AccessListError(
+                        f"a badge is listed under both member {other.id!r} and {m.id!r}; "
+                        "fix it in the membership system"
+                    )
+                self._by_badge[h] = m
+
+    @classmethod
+    def empty(cls) -> AccessList:
+        return cls(())
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def by_badge(self, uid_hash: str) -> Member | None:
+        return self._by_badge.get(uid_hash)
+
+    def by_id(self, member_id: str) -> Member | None:
+        return self._by_id.get(member_id)
+
+    def with_inductions(self, machine_id: str, member_ids: set[str]) -> AccessList:
+        """This list plus the user role on ``machine_id`` for members inducted here
+        whose induction the membership system has not sent back yet."""
+        if not any((m := self.by_id(i)) and m.role_on(machine_id) is None for i in member_ids):
+            return self
+        members = [
+            replace(m, roles={**m.roles, machine_id: Role.USER})
+            if m.id in member_ids and m.role_on(machine_id) is None
+            else m
+            for m in self.members
+        ]
+        return AccessList(members, generated_at=self.generated_at, version=self.version)
+
+
+# -- parsing -------------------------------------------------------------------
+
+
+def _parse_time(value: Any, *, end_of_day: bool, where: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise AccessListError(f"{where} must be an ISO 8601 date or date-time string or null")
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            start = datetime.combine(day, time(0), tzinfo=UTC)
+            return start + timedelta(days=1) if end_of_day else start
+        parsed = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise AccessListError(f"{where} is not an ISO 8601 date or date-time") from err
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _parse_member(raw: Any, index: int, secret: bytes) -> Member:
+    where = f"member #{index + 1}"
+    if not isinstance(raw, dict):
+        raise AccessListError(f"{where} is not a JSON object")
+    member_id = raw.get("id")
+    if not isinstance(member_id, str) or not member_id.strip():
+        raise AccessListError(f"{where} has no 'id' (a non-empty string is required)")
+    where = f"member #{index + 1} (id {member_id!r})"
+    unknown = sorted(set(raw) - _MEMBER_KEYS)
+    if unknown:
+        raise AccessListError(f"{where} has unknown keys {unknown}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise AccessListError(f"{where} has no 'name'")
+
+    hashes: set[str] = set()
+    badges = raw.get("badges", [])
+    if not isinstance(badges, list):
+        raise AccessListError(f"{where}: 'badges' must be a list of hex UIDs")
+    for n, uid in enumerate(badges, start=1):
+        if not isinstance(uid, str):
+            raise AccessListError(f"{where}: badge {n} is not a string")
+        try:
+            hashes.add(badge_hash(uid, secret))
+        except ValueError as err:
+            raise AccessListError(f"{where}: badge {n}: {err}") from None
+    pre_hashed = raw.get("badge_hashes", [])
+    if not isinstance(pre_hashed, list):
+        raise AccessListError(f"{where}: 'badge_hashes' must be a list")
+    for n, h in enumerate(pre_hashed, start=1):
+        if not isinstance(h, str) or not _HEX_HASH.match(h.lower()):
+            raise AccessListError(f"{where}: badge hash {n} is not 64 hexadecimal digits")
+        hashes.add(h.lower())
+
+    machines = raw.get("machines", {})
+    if not isinstance(machines, dict):
+        raise AccessListError(f"{where}: 'machines' must map machine ids to roles")
+    roles: dict[str, Role] = {}
+    for machine_id, role_name in machines.items():
+        if not isinstance(role_name, str):
+            raise AccessListError(f"{where}: role for {machine_id!r} must be a string")
+        try:
+            roles[machine_id] = Role.parse(role_name)
+        except ValueError as err:
+            raise AccessListError(f"{where}: machine {machine_id!r}: {err}") from None
+
+    suspended = raw.get("suspended")
+    if suspended is not None and not isinstance(suspended, str):
+        raise AccessListError(f"{where}: 'suspended' must be null or the reason as a string")
+    if isinstance(suspended, str) and not suspended.strip():
+        suspended = "no reason given"
+    valid_from = _parse_time(raw.get("valid_from"), end_of_day=False, where=f"{where} valid_from")
+    valid_until = _parse_time(raw.get("valid_until"), end_of_day=True, where=f"{where} valid_until")
+    if valid_from and valid_until and valid_until <= valid_from:
+        raise AccessListError(f"{where}: valid_until is not after valid_from")
+    return Member(
+        id=member_id,
+        name=name.strip(),
+        roles=roles,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        suspended_reason=suspended,
+        badge_hashes=frozenset(hashes),
+    )
+
+
+def parse_access_list(raw: bytes | str, secret: bytes) -> AccessList:
+    """Validate a whole access list document; raise :class:`AccessListError` if unusable."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise AccessListError(
+            f"access list is not valid JSON ({err}); it may be truncated - "
+            "check the export from the membership system"
+        ) from None
+    if not isinstance(doc, dict):
+        raise AccessListError("access list must be a JSON object with 'version' and 'members'")
+    unknown = sorted(set(doc) - _TOP_KEYS)
+    if unknown:
+        raise AccessListError(f"access list has unknown keys {unknown}")
+    if doc.get("version") != SCHEMA_VERSION:
+        raise AccessListError(
+            f"access list version {doc.get('version')!r} is not supported (expected 1)"
+        )
+    generated_at = _parse_time(doc.get("generated_at"), end_of_day=False, where="generated_at")
+    if generated_at is None:
+        raise AccessListError("access list has no 'generated_at' time")
+    members = doc.get("members")
+    if not isinstance(members, list):
+        raise AccessListError("access list has no 'members' list")
+    count = doc.get("count")
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise AccessListError(
+            "access list has no member 'count'; refusing a list that "
+            "cannot be checked for truncation"
+        )
+    if count != len(members):
+        raise AccessListError(
+            f"access list says it has {count} members but contains {len(members)}; "
+            "it is truncated or corrupted"
+        )
+    parsed = [_parse_member(m, i, secret) for i, m in enumerate(members)]
+    return AccessList(parsed, generated_at=generated_at, version=SCHEMA_VERSION)
+
+
+# -- the decision ------------------------------------------------------------------
+
+DenialReason = Literal[
+    "unknown_badge", "not_inducted", "expired", "not_yet_valid", "suspended", "locked_out"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    member: Member
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """A refusal; ``member`` is known for every reason except ``unknown_badge``."""
+
+    reason: DenialReason
+    message: str
+    member: Member | None = field(default=None)
+
+
+Decision = Granted | Denied
+
+
+def _day(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def decide(
+    access_list: AccessList,
+    uid_hash: str,
+    machine_id: str,
+    now: datetime,
+    lockout: str | None,
+) -> Decision:
+    """May the badge with ``uid_hash`` use ``machine_id`` at ``now``?
+
+    ``lockout`` is the active maintenance lockout's reason, or None.  Checks run
+    from the most to the least fundamental, so the member hears the reason
+    they can act on first.
+    """
+    member = access_list.by_badge(uid_hash)
+    if member is None:
+        return Denied("unknown_badge", "Badge not recognised. Ask staff to register it.")
+    if member.suspended_reason is not None:
+        return Denied(
+            "suspended",
+            f"{member.name}, your membership is suspended ({member.suspended_reason}). "
+            "Please speak to staff.",
+            member,
+        )
+    if member.valid_from is not None and now < member.valid_from:
+        return Denied(
+            "not_yet_valid",
+            f"{member.name}, your access starts {_day(member.valid_from)}.",
+            member,
+        )
+    if member.valid_until is not None and now >= member.valid_until:
+        return Denied(
+            "expired",
+            f"{member.name}, your membership ended {_day(member.valid_until)}. "
+            "Renew it to use the machines.",
+            member,
+        )
+    role = member.role_on(machine_id)
+    if role is None:
+        return Denied(
+            "not_inducted",
+            f"{member.name}, you are not inducted on this machine. Ask a trainer.",
+            member,
+        )
+    if lockout is not None and role < Role.MAINTAINER:
+        return Denied(
+            "locked_out",
+            f"Machine locked out: {lockout}. Only a maintainer can use it.",
+            member,
+        )
+    return Granted(member, role)

@@ -1,0 +1,393 @@
+"""The real AccessService on gpiozero MockFactory pins with a simulated reader."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from gateway.access import service as service_module
+from gateway.access.config import AccessConfig, FileSourceConfig, MachineRules
+from gateway.access.events import (
+    AccessDenied,
+    AccessListUpdated,
+    InductionRecorded,
+    LockoutChanged,
+    RelayChanged,
+    SessionEnded,
+    SessionStarted,
+)
+from gateway.access.interlocks import InterlockConfig
+from gateway.access.outputs import OutputsConfig
+from gateway.access.readers.config import Rdm6300ReaderConfig, SimulatedReaderConfig
+from gateway.access.service import AccessService
+from gateway.bus import Event, EventBus
+from gateway.commands import FORBIDDEN, CommandError, CommandRouter
+from gateway.machine.events import EmergencyStop, JobFinished, JobStarted
+
+SECRET = "site-secret-for-tests-0123456789"
+RELAY, LID = 17, 23
+ADA, TESS, MAX, NIA = "04A1B2C3", "04A1B2C4", "04A1B2C5", "04A1B2C6"
+STRANGER = "0BADCAFE"
+
+
+def access_list(*, count: int | None = None) -> bytes:
+    members = [
+        {"id": "m-ada", "name": "Ada", "badges": [ADA], "machines": {"laser-1": "user"}},
+        {"id": "m-tess", "name": "Tess", "badges": [TESS], "machines": {"laser-1": "trainer"}},
+        {"id": "m-max", "name": "Max", "badges": [MAX], "machines": {"*": "maintainer"}},
+        {"id": "m-nia", "name": "Nia", "badges": [NIA], "machines": {}},
+    ]
+    return json.dumps(
+        {
+            "version": 1,
+            "generated_at": "2024-05-01T00:00:00Z",
+            "count": len(members) if count is None else count,
+            "members": members,
+        }
+    ).encode()
+
+
+def make_config(tmp_path: Path, **rules: Any) -> AccessConfig:
+    return AccessConfig(
+        gpio="mock",
+        site_secret=SECRET,  # type: ignore[arg-type]
+        readers=[SimulatedReaderConfig(name="sim", repeat_suppress=0)],
+        outputs=OutputsConfig(relay_pin=RELAY, green_led=22, red_led=27, buzzer=18),
+        interlocks=[InterlockConfig(name="lid", pin=LID, pull_up=False, kind="lid")],
+        source=FileSourceConfig(path=tmp_path / "access.json", check_interval=0.05),
+        rules=MachineRules(**{"grace_period": 0, **rules}),
+    )
+
+
+async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Gateway:
+    service: AccessService
+    commands: CommandRouter
+    bus: EventBus
+    factory: MockFactory
+    db_path: Path
+    seen: list[Event]
+    task: asyncio.Task[None]
+
+    @property
+    def relay_on(self) -> bool:
+        return bool(self.factory.pin(RELAY).state)
+
+    async def present(self, uid: str) -> None:
+        await self.commands.call("present_badge", {"uid": uid})
+
+    def events(self, kind: type[Event]) -> list[Any]:
+        return [e for e in self.seen if isinstance(e, kind)]
+
+    async def wait_for(
+        self,
+        kind: type[Event],
+        check: Callable[[Any], bool] = lambda e: True,
+    ) -> Any:
+        await until(lambda: any(check(e) for e in self.events(kind)))
+        return next(e for e in self.events(kind) if check(e))
+
+    def rows(self, table: str = "access_sessions") -> list[dict[str, Any]]:
+        with contextlib.closing(sqlite3.connect(self.db_path)) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **rules: Any) -> Gateway:
+    factory = MockFactory()
+    monkeypatch.setattr(service_module, "make_pin_factory", lambda kind: factory)
+    list_path = tmp_path / "access.json"
+    if not list_path.exists():
+        list_path.write_bytes(access_list())
+    bus, commands = EventBus(), CommandRouter()
+    svc = AccessService(
+        make_config(tmp_path, **rules), "laser-1", tmp_path / "gateway.db", bus, commands
+    )
+    seen: list[Event] = []
+    sub = bus.subscribe(Event)
+
+    async def record() -> None:
+        async for event in sub:
+            seen.append(event)
+
+    task = asyncio.create_task(svc.run())
+    recorder = asyncio.create_task(record())
+    task.add_done_callback(lambda _: recorder.cancel())
+    async with asyncio.timeout(5):
+        await svc.ready.wait()
+    gw = Gateway(svc, commands, bus, factory, tmp_path / "gateway.db", seen, task)
+    await gw.wait_for(AccessListUpdated, lambda e: e.ok)
+    return gw
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Gateway]:
+    gw = await start(tmp_path, monkeypatch)
+    yield gw
+    await gw.stop()
+
+
+async def test_a_badge_switches_the_relay_on_and_records_a_session(gateway: Gateway) -> None:
+    assert not gateway.relay_on
+    await gateway.present(ADA)
+    await until(lambda: gateway.relay_on)
+    started = await gateway.wait_for(SessionStarted)
+    assert (started.member_id, started.member_name, started.role) == ("m-ada", "Ada", "user")
+    await until(lambda: len(gateway.rows()) == 1)
+    (row,) = gateway.rows()
+    assert row["id"] == started.session_id and row["member_id"] == "m-ada"
+    assert row["ended_at"] is None and row["machine_id"] == "laser-1"
+    status = await gateway.commands.call("access_status")
+    assert status["state"] == "authorised" and status["session"]["member_name"] == "Ada"
+    assert status["access_list"]["members"] == 4
+
+
+async def test_badge_out_during_a_job_keeps_the_relay_on_until_it_finishes(
+    gateway: Gateway,
+) -> None:
+    await gateway.present(ADA)
+    await until(lambda: gateway.relay_on)
+    gateway.bus.publish(JobStarted(job_id=1, file="box.gcode", lines=100, estimated_seconds=60))
+    await until(lambda: gateway.service.status()["state"] == "in_use")
+    await gateway.present(ADA)
+    ended = await gateway.wait_for(SessionEnded)
+    assert ended.reason == "badge_out" and ended.jobs == 1
+    await asyncio.sleep(0.2)
+    assert gateway.relay_on
+    assert gateway.service.status()["state"] == "ending"
+    gateway.bus.publish(
+        JobFinished(
+            job_id=1,
+            file="box.gcode",
+            outcome="completed",
+            lines_done=100,
+            seconds=42.0,
+            resends=0,
+            errors=0,
+            filament_mm=1500.0,
+        )
+    )
+    await until(lambda: not gateway.relay_on)
+    await until(lambda: gateway.rows()[0]["job_seconds"] == 42.0)
+    row = gateway.rows()[0]
+    assert (row["end_reason"], row["jobs"], row["filament_mm"]) == ("badge_out", 1, 1500.0)
+    usage = await gateway.service.usage()
+    assert usage[0]["member_id"] == "m-ada" and usage[0]["job_seconds"] == 42.0
+
+
+async def test_estop_cuts_at_once(gateway: Gateway) -> None:
+    await gateway.present(ADA)
+    await until(lambda: gateway.relay_on)
+    gateway.bus.publish(JobStarted(job_id=2, file="x", lines=1, estimated_seconds=None))
+    await until(lambda: gateway.service.status()["state"] == "in_use")
+    gateway.bus.publish(EmergencyStop(origin="web"))
+    await until(lambda: not gateway.relay_on, timeout=0.5)
+    assert (await gateway.wait_for(SessionEnded)).reason == "estop"
+    assert (await gateway.wait_for(RelayChanged, lambda e: not e.on)).reason == "estop"
+
+
+async def test_an_open_lid_cuts_and_blocks(gateway: Gateway) -> None:
+    await gateway.present(ADA)
+    await until(lambda: gateway.relay_on)
+    gateway.factory.pin(LID).drive_high()
+    await until(lambda: not gateway.relay_on)
+    assert (await gateway.wait_for(SessionEnded)).reason == "interlock"
+    await gateway.present(ADA)
+    denied = await gateway.wait_for(AccessDenied)
+    assert denied.reason == "interlock" and "lid" in denied.message
+    gateway.factory.pin(LID).drive_low()
+    await until(lambda: gateway.service.status()["interlocks_tripped"] == [])
+    await gateway.present(ADA)
+    await until(lambda: gateway.relay_on)
+
+
+async def test_lockout_flow(gateway: Gateway) -> None:
+    await gateway.present(ADA)
+    await until(lambda: gateway.relay_on)
+    status = await gateway.commands.call(
+        "lockout", {"reason": "tube replacement", "by": "staff"}, origin="web"
+    )
+    assert not gateway.relay_on  # cut before the command returned
+    assert status["lockout"] == {"reason": "tube replacement", "by": "staff"}
+    await until(lambda: len(gateway.rows("access_lockout")) == 1)
+
+    await gateway.present(ADA)
+    denied = await gateway.wait_for(AccessDenied)
+    assert denied.reason == "locked_out" and "tube replacement" in denied.message
+    assert not gateway.relay_on
+
+    with pytest.raises(CommandError) as err:
+        await gateway.commands.call("clear_lockout", {"by": "m-ada"}, origin="web")
+    assert err.value.code == "not_maintainer"
+
+    await gateway.present(MAX)
+    await until(lambda: gateway.relay_on)
+    await gateway.commands.call("clear_lockout", origin="web", actor="token:admin")
+    cleared = await gateway.wait_for(LockoutChanged, lambda e: not e.active)
+    assert cleared.by == "m-max"
+    await until(lambda: gateway.rows("access_lockout") == [])
+    assert gateway.relay_on and gateway.service.status()["state"] == "authorised"
+
+
+async def test_a_lockout_survives_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = await start(tmp_path, monkeypatch)
+    await gw.commands.call("lockout", {"reason": "broken mirror"})
+    await until(lambda: len(gw.rows("access_lockout")) == 1)
+    await gw.stop()
+    gw = await start(tmp_path, monkeypatch)
+    try:
+        assert gw.service.status()["lockout"]["reason"] == "broken mirror"
+        await gw.present(ADA)
+        assert (await gw.wait_for(AccessDenied)).reason == "locked_out"
+        await gw.commands.call("clear_lockout", {"by": "m-max"}, origin="web")
+        await gw.present(ADA)
+        await until(lambda: gw.relay_on)
+    finally:
+        await gw.stop()
+
+
+async def test_cancelling_the_service_leaves_the_relay_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = await start(tmp_path, monkeypatch)
+    await gw.present(ADA)
+    await until(lambda: gw.relay_on)
+    await until(lambda: len(gw.rows()) == 1)
+    await gw.stop()
+    assert not gw.relay_on
+    assert [s.state for s in gw.factory.pin(RELAY).states][-1] is False
+    (row,) = gw.rows()
+    assert row["end_reason"] == "shutdown" and row["ended_at"] is not None
+    assert gw.events(SessionEnded)[-1].reason == "shutdown"
+    with pytest.raises(CommandError) as err:
+        await gw.commands.call("badge_out")
+    assert err.value.code == "not_running"
+
+
+async def test_a_crashed_session_is_closed_at_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = await start(tmp_path, monkeypatch)
+    await gw.present(ADA)
+    await until(lambda: len(gw.rows()) == 1)
+    await gw.stop()
+    with contextlib.closing(sqlite3.connect(tmp_path / "gateway.db")) as db, db:
+        db.execute("UPDATE access_sessions SET ended_at = NULL, end_reason = NULL")
+    gw = await start(tmp_path, monkeypatch)
+    await gw.stop()
+    assert gw.rows()[0]["end_reason"] == "crash"
+
+
+async def test_a_bad_list_keeps_the_last_good_one(gateway: Gateway, tmp_path: Path) -> None:
+    (tmp_path / "access.json").write_bytes(access_list(count=7))
+    failed = await gateway.wait_for(AccessListUpdated, lambda e: not e.ok)
+    assert "truncated" in (failed.error or "") and failed.members == 4
+    assert "truncated" in gateway.service.status()["access_list"]["last_error"]
+    await gateway.present(ADA)
+    await until(lambda: gateway.relay_on)
+
+
+async def test_refusals_never_reveal_the_uid(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        await gateway.present(STRANGER)
+        denied = await gateway.wait_for(AccessDenied)
+    assert denied.reason == "unknown_badge" and denied.member_id is None
+    assert not gateway.relay_on
+    await until(lambda: len(gateway.rows("access_denials")) == 1)
+    assert gateway.rows("access_denials")[0]["member_id"] is None
+    assert STRANGER not in caplog.text and STRANGER.lower() not in caplog.text
+    assert STRANGER not in repr(gateway.seen)
+
+
+async def test_badge_out_command_and_induction(gateway: Gateway) -> None:
+    await gateway.present(TESS)
+    await until(lambda: gateway.relay_on)
+    await gateway.present(NIA)
+    induction = await gateway.wait_for(InductionRecorded)
+    assert (induction.trainer_id, induction.member_id) == ("m-tess", "m-nia")
+    await until(lambda: len(gateway.rows("access_inductions")) == 1)
+    assert gateway.service.status()["session"]["member_id"] == "m-nia"
+    assert gateway.relay_on
+    await gateway.commands.call("badge_out")
+    await until(lambda: not gateway.relay_on)
+    with pytest.raises(CommandError):
+        await gateway.commands.call("badge_out")
+    await gateway.present(NIA)  # the local induction counts until the list catches up
+    await until(lambda: gateway.relay_on)
+    assert [s["member_id"] for s in await gateway.service.sessions(10)] == [
+        "m-nia",
+        "m-nia",
+        "m-tess",
+    ]
+    assert (await gateway.service.pending_inductions())[0]["member_id"] == "m-nia"
+
+
+async def test_commands_never_switch_the_relay_on(tmp_path: Path) -> None:
+    commands = CommandRouter()
+    AccessService(make_config(tmp_path), "laser-1", tmp_path / "db", EventBus(), commands)
+    assert set(commands.names) == {
+        "lockout",
+        "clear_lockout",
+        "refresh_access_list",
+        "badge_out",
+        "access_status",
+        "present_badge",
+    }
+    assert not FORBIDDEN & set(commands.names)
+    real = make_config(tmp_path).model_copy(
+        update={"readers": [Rdm6300ReaderConfig(name="door", port="/dev/ttyAMA0")]}
+    )
+    commands = CommandRouter()
+    AccessService(real, "laser-1", tmp_path / "db", EventBus(), commands)
+    assert "present_badge" not in commands.names
+
+
+async def test_refresh_access_list_rereads_the_source(gateway: Gateway, tmp_path: Path) -> None:
+    before = len(gateway.events(AccessListUpdated))
+    answer = await gateway.commands.call("refresh_access_list")
+    assert answer == {"refreshing": True, "source": f"file:{tmp_path / 'access.json'}"}
+    await until(lambda: len(gateway.events(AccessListUpdated)) > before)
+
+
+async def test_disabled_access_answers_status_and_refuses_the_rest(tmp_path: Path) -> None:
+    commands = CommandRouter()
+    svc = AccessService(
+        AccessConfig(enabled=False), "laser-1", tmp_path / "db", EventBus(), commands
+    )
+    task = asyncio.create_task(svc.run())
+    await asyncio.wait_for(svc.ready.wait(), 2)
+    assert (await commands.call("access_status"))["enabled"] is False
+    with pytest.raises(CommandError) as err:
+        await commands.call("lockout", {"reason": "x"})
+    assert err.value.code == "disabled"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
