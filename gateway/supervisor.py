@@ -11,7 +11,6 @@ daemon and the relay never depend on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from abc import ABC, abstractmethod
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 
 from gateway.backoff import Backoff
 from gateway.bus import Event, EventBus
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -127,17 +127,10 @@ class Supervisor:
             task = self._tasks.pop(service.name, None)
             if task is None:
                 continue
-            task.cancel()
-            try:
-                async with asyncio.timeout(self.shutdown_timeout):
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            except TimeoutError:
+            if not await cancel_and_wait([task], timeout=self.shutdown_timeout):
                 log.error(
                     "service %s did not stop within %.1f s", service.name, self.shutdown_timeout
                 )
-            except Exception:
-                log.exception("service %s failed while stopping", service.name)
 
     async def run_until_signalled(self, on_started: Callable[[], None] | None = None) -> None:
         """Start everything, wait for SIGTERM/SIGINT (or :meth:`request_stop`), stop."""

@@ -22,6 +22,7 @@ from types import TracebackType
 
 from gateway.machine.sim.firmware import SimulatedFirmware
 from gateway.machine.sim.link import FaultInjector, Faults, Wire
+from gateway.tasks import cancel_and_wait
 
 
 class PtyController:
@@ -75,9 +76,7 @@ class PtyController:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
         if self._master >= 0:
             loop = asyncio.get_running_loop()

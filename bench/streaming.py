@@ -1,0 +1,131 @@
+"""Streaming benchmark: a 20,000-line file of tiny segments at an emulated 115200 baud.
+
+For each protocol mode, a simulated controller runs in its own process on a
+pseudo-terminal (``gateway sim``), and this process streams the file through
+the same code as ``gateway print`` (preparation, protocol core, streamer,
+pyserial-asyncio-fast).  Printed per mode: lines/s, wire utilisation (bytes/s
+achieved / bytes/s the wire allows at 10 bits per byte) and this process's CPU
+time per line.  Marlin one-line-per-``ok`` is the peer: it is how OctoPrint
+streams.  Figures are printed, never asserted.
+
+    python bench/streaming.py [--lines 20000] [--baud 115200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gateway.machine.oneshot import print_file
+
+UTILISATION_TARGET = 0.95
+CPU_TARGET_US = 50.0
+
+
+def tiny_segments(path: Path, lines: int) -> None:
+    """Slicer-like output: short G1 moves with extrusion around a circle, layer by layer."""
+    import math
+
+    with path.open("w") as fh:
+        fh.write("; bench: tiny segments\nG21\nG90\nM82\nG92 E0\nG1 F1800\n")
+        e = 0.0
+        z = 0.2
+        for i in range(lines - 6):
+            a = i * 0.05
+            x = 100 + 40 * math.cos(a)
+            y = 100 + 40 * math.sin(a)
+            e += 0.0123
+            if i % 2000 == 0 and i:
+                z += 0.2
+                fh.write(f"G1 Z{z:.2f}\n")
+                continue
+            fh.write(f"G1 X{x:.3f} Y{y:.3f} E{e:.5f}\n")
+
+
+def start_sim(firmware: str, baud: int, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "sim", firmware, "--baud", str(baud), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    path = proc.stdout.readline().strip()
+    if not path.startswith("/dev/"):
+        proc.kill()
+        raise SystemExit(f"simulator did not start: {path!r}")
+    return proc, path
+
+
+def run_mode(
+    name: str, firmware: str, sim_args: list[str], gcode: Path, baud: int
+) -> dict[str, float]:
+    proc, port = start_sim(firmware, baud, sim_args)
+    try:
+        cpu0 = time.process_time()
+        result = asyncio.run(
+            print_file(
+                gcode,
+                port=port,
+                firmware="grbl" if firmware == "grbl" else "marlin",
+                baud=baud,
+            )
+        )
+        cpu = time.process_time() - cpu0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+    lines = result["lines"]
+    us_per_line = cpu / lines * 1e6 if lines else float("nan")
+    print(
+        f"{name:<24} {result['outcome']:<10} {lines:>6} lines {result['seconds']:7.2f} s "
+        f"{result['lines_per_s']:8.1f} lines/s  wire {result['wire_utilisation']:.3f}  "
+        f"CPU {us_per_line:5.1f} us/line  resends {result['resends']}"
+    )
+    return {
+        "lines_per_s": float(result["lines_per_s"]),
+        "utilisation": float(result["wire_utilisation"]),
+        "us_per_line": us_per_line,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--lines", type=int, default=20_000)
+    ap.add_argument("--baud", type=int, default=115200)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        gcode = Path(tmp) / "tiny.gcode"
+        tiny_segments(gcode, args.lines)
+        size = gcode.stat().st_size
+        print(
+            f"file: {args.lines} lines, {size} bytes, {args.baud} baud "
+            f"({args.baud / 10:.0f} bytes/s on the wire); {os.cpu_count()} CPUs"
+        )
+        plain = run_mode(
+            "marlin one-per-ok (peer)", "marlin", ["--no-advanced-ok"], gcode, args.baud
+        )
+        adv = run_mode("marlin ADVANCED_OK", "marlin", [], gcode, args.baud)
+        grbl = run_mode("grbl char-counting", "grbl", [], gcode, args.baud)
+    print()
+    for name, r in (("marlin ADVANCED_OK", adv), ("grbl char-counting", grbl)):
+        print(
+            f"{name}: wire utilisation {r['utilisation']:.3f} (target >= {UTILISATION_TARGET}: "
+            f"ratio {r['utilisation'] / UTILISATION_TARGET:.2f})"
+        )
+    worst = max(plain["us_per_line"], adv["us_per_line"], grbl["us_per_line"])
+    print(
+        f"CPU per line, worst mode: {worst:.1f} us (limit {CPU_TARGET_US:.0f} us: "
+        f"ratio {worst / CPU_TARGET_US:.2f})"
+    )
+    print(f"ADVANCED_OK vs one-per-ok: {adv['lines_per_s'] / plain['lines_per_s']:.2f}x lines/s")
+
+
+if __name__ == "__main__":
+    main()

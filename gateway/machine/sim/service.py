@@ -1,0 +1,61 @@
+"""Runs a simulated controller on a pseudo-terminal inside the daemon (simulation mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.config import SimulationConfig
+from gateway.machine.serial_port import SerialPortError
+from gateway.machine.sim.firmware import SimulatedFirmware
+from gateway.machine.sim.grbl import SimulatedGrbl
+from gateway.machine.sim.link import Faults
+from gateway.machine.sim.marlin import SimulatedMarlin
+from gateway.machine.sim.pty import PtyController
+from gateway.supervisor import Service
+
+log = logging.getLogger(__name__)
+
+
+def make_firmware(firmware: str, *, time_scale: float = 0.0) -> SimulatedFirmware:
+    if firmware == "grbl":
+        return SimulatedGrbl(time_scale=time_scale)
+    return SimulatedMarlin(time_scale=time_scale)
+
+
+class SimulatorService(Service):
+    """The simulated Marlin or GRBL controller the machine service connects to."""
+
+    name = "simulator"
+
+    def __init__(self, firmware: str, config: SimulationConfig) -> None:
+        super().__init__()
+        self.firmware = firmware
+        self.config = config
+        self.controller: PtyController | None = None
+
+    @property
+    def path(self) -> str:
+        return self.port_path()
+
+    def port_path(self) -> str:
+        if self.controller is None or not self.controller.path:
+            raise SerialPortError("the simulated controller is not running")
+        return self.controller.path
+
+    def power_cycle(self) -> None:
+        """Reset the simulated board, as DTR does when a real port is reopened."""
+        if self.controller is not None:
+            self.controller.power_cycle()
+
+    async def run(self) -> None:
+        fw = make_firmware(self.firmware, time_scale=self.config.time_scale)
+        faults = Faults(corrupt=self.config.error_rate, seed=0)
+        async with PtyController(fw, baud=self.config.baud, faults=faults) as controller:
+            self.controller = controller
+            log.info("simulated %s controller on %s", self.firmware, controller.path)
+            self.ready.set()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self.controller = None
