@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Debian packages the test suite uses: a real MQTT broker and a real browser.
-TEST_APT := mosquitto mosquitto-clients chromium
+# Debian packages the test suite uses: a real MQTT broker, a real browser, ffmpeg
+# for timelapse videos.
+TEST_APT := mosquitto mosquitto-clients chromium ffmpeg
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint types pytest bench apt-test clean
@@ -49,6 +50,10 @@ test: apt-test lint types pytest
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/streaming.py
 	$(BIN)/python bench/analysis.py
+	$(BIN)/python bench/access.py
+	$(BIN)/python bench/telemetry.py
+	$(BIN)/python bench/camera.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache test-artefacts

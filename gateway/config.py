@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.access.config import AccessConfig
+from gateway.camera.config import CameraConfig
 from gateway.telemetry.config import TelemetryConfig
 
 
@@ -158,6 +159,7 @@ class GatewayConfig(BaseSettings):
     simulation: SimulationConfig = SimulationConfig()
     access: AccessConfig = AccessConfig(enabled=False)
     telemetry: TelemetryConfig = TelemetryConfig()
+    camera: CameraConfig = CameraConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @classmethod

@@ -78,7 +78,7 @@ class Supervisor:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def _keep_running(self, service: Service) -> None:
+    async def _keep_running(self, service: Service, settled: asyncio.Event) -> None:
         backoff = Backoff(initial=0.5, maximum=30.0)
         while True:
             try:
@@ -108,16 +108,23 @@ class Supervisor:
                     )
                 )
                 service.ready.clear()
+                settled.set()
                 await asyncio.sleep(delay)
 
     async def start(self) -> None:
         """Start every service; returns once each is ready (or has failed once)."""
         for service in self.services:
-            task = asyncio.create_task(self._keep_running(service), name=f"service:{service.name}")
+            settled = asyncio.Event()
+            task = asyncio.create_task(
+                self._keep_running(service, settled), name=f"service:{service.name}"
+            )
             self._tasks[service.name] = task
-            ready = asyncio.create_task(service.ready.wait())
-            await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-            ready.cancel()
+            waiters = [
+                asyncio.create_task(service.ready.wait()),
+                asyncio.create_task(settled.wait()),
+            ]
+            await asyncio.wait([task, *waiters], return_when=asyncio.FIRST_COMPLETED)
+            await cancel_and_wait(waiters)
             if service.ready.is_set():
                 self.bus.publish(ServiceStarted(service=service.name))
 

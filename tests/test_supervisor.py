@@ -93,3 +93,21 @@ async def test_shutdown_is_bounded_by_the_timeout() -> None:
     t0 = loop.time()
     await sup.stop()
     assert loop.time() - t0 < 1.0
+
+
+async def test_start_does_not_wait_forever_for_a_service_that_keeps_failing() -> None:
+    class Broken(Service):
+        name = "broken"
+        optional = True
+
+        async def run(self) -> None:
+            raise OSError("no camera")
+
+    sup = Supervisor(EventBus())
+    sup.add(Broken())
+    later = Flaky(0)
+    sup.add(later)
+    async with asyncio.timeout(3):
+        await sup.start()
+    assert later.ready.is_set()
+    await sup.stop()

@@ -1,0 +1,433 @@
+"""The ``gateway`` command: the daemon, the simulators, and one-shot tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+import gateway
+from gateway.config import ConfigError, GatewayConfig, load_config
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _load(path: str | None) -> GatewayConfig:
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        print(f"gateway: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+
+
+# -- gateway run ----------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway import daemon
+
+    config = _load(args.config)
+    _setup_logging(config.logging.level)
+    from gateway.ops.journal import use_journal_if_available
+
+    use_journal_if_available(config.machine.id, os.environ)
+
+    def announce(gw: daemon.Gateway) -> None:
+        mode = " (simulation mode: every device is simulated)" if config.simulation.enabled else ""
+        print(f"Gateway {gateway.__version__} running{mode}", flush=True)
+        print(
+            f"  machine:  {config.machine.name} [{config.machine.id}], {config.machine.firmware}",
+            flush=True,
+        )
+        if gw.simulator is not None and gw.simulator.controller is not None:
+            print(f"  simulated controller: {gw.simulator.controller.path}", flush=True)
+        print(f"  web UI:   {gw.web_url}", flush=True)
+        print(f"  status:   {gw.web_url}api/status", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+
+    asyncio.run(daemon.run(config, announce=announce))
+    return 0
+
+
+# -- gateway sim ------------------------------------------------------------------------
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from gateway.machine.sim.firmware import SimulatedFirmware
+    from gateway.machine.sim.grbl import SimulatedGrbl
+    from gateway.machine.sim.link import Faults
+    from gateway.machine.sim.marlin import SimulatedMarlin
+    from gateway.machine.sim.pty import PtyController
+
+    _setup_logging("WARNING")
+    fw: SimulatedFirmware
+    if args.firmware == "grbl":
+        fw = SimulatedGrbl(rx_buffer_size=args.rx_buffer or 128, time_scale=args.time_scale)
+    else:
+        fw = SimulatedMarlin(
+            rx_buffer_size=args.rx_buffer or 128,
+            advanced_ok=not args.no_advanced_ok,
+            time_scale=args.time_scale,
+        )
+    faults = Faults(
+        corrupt=args.error_rate,
+        drop_reply=args.drop_rate,
+        garble_reply=args.drop_rate,
+        seed=args.seed,
+    )
+
+    async def serve() -> None:
+        async with PtyController(fw, baud=args.baud, faults=faults) as sim:
+            print(sim.path, flush=True)
+            print(
+                f"simulated {args.firmware} at {args.baud} baud on {sim.path}; Ctrl-C stops",
+                file=sys.stderr,
+                flush=True,
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            import signal
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+        print(f"executed {len(fw.executed)} lines, {fw.overflows} RX overflows", file=sys.stderr)
+
+    asyncio.run(serve())
+    return 0
+
+
+# -- gateway print ----------------------------------------------------------------------
+
+
+def cmd_print(args: argparse.Namespace) -> int:
+    from gateway.machine.oneshot import PrintError, print_file
+
+    _setup_logging("DEBUG" if args.verbose else "WARNING")
+    try:
+        result = asyncio.run(
+            print_file(
+                Path(args.file),
+                port=args.port,
+                firmware=args.firmware,
+                baud=args.baud,
+                rx_buffer_size=args.rx_buffer,
+                max_line_length=args.max_line_length,
+                response_timeout=args.timeout,
+                progress=None if args.json else sys.stderr,
+            )
+        )
+    except PrintError as err:
+        if args.json:
+            print(json.dumps({"outcome": "failed", "error": str(err)}))
+        else:
+            print(f"gateway print: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['outcome']}: {result['lines']} lines in {result['seconds']:.2f} s "
+            f"({result['lines_per_s']:.0f} lines/s, wire {result['wire_utilisation']:.0%}), "
+            f"{result['resends']} resends, {result['errors']} errors"
+            + (f" - {result['reason']}" if result.get("reason") else "")
+        )
+    return 0 if result["outcome"] == "completed" else 1
+
+
+# -- gateway analyze --------------------------------------------------------------------
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from gateway.machine.analysis import analyze_file
+
+    path = Path(args.file)
+    try:
+        analysis = analyze_file(path, firmware=args.firmware)
+    except OSError as err:
+        print(f"gateway analyze: cannot read {path}: {err.strerror}", file=sys.stderr)
+        return 1
+    data = analysis.to_dict()
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    for key, value in data.items():
+        if isinstance(value, float):
+            value = round(value, 3)
+        print(f"{key:>20}: {value}")
+    return 0
+
+
+# -- gateway sessions export --------------------------------------------------------------
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from err
+
+
+def cmd_sessions_export(args: argparse.Namespace) -> int:
+    from gateway.access.cli import sessions_export
+    from gateway.access.errors import AccessError
+
+    config = _load(args.config)
+    out: TextIO = sys.stdout
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.output and args.output != "-":
+                out = stack.enter_context(open(args.output, "w", newline="", encoding="utf-8"))
+            rows = sessions_export(
+                config.storage.database, out, since=args.since, until=args.until, usage=args.usage
+            )
+    except (AccessError, ValueError, OSError) as err:
+        print(f"gateway sessions export: {err}", file=sys.stderr)
+        return 1
+    print(f"{rows} rows written", file=sys.stderr)
+    return 0
+
+
+# -- gateway token -----------------------------------------------------------------------
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from gateway.web import tokens_cli
+
+    config = _load(args.config)
+    db = config.storage.database
+    if args.token_command == "create":
+        return tokens_cli.token_create(db, args.name, args.scope)
+    if args.token_command == "revoke":
+        return tokens_cli.token_revoke(db, args.name)
+    return tokens_cli.token_list(db)
+
+
+# -- gateway badge (simulation) -----------------------------------------------------------
+
+
+def cmd_badge(args: argparse.Namespace) -> int:
+    """Present a badge to a running gateway's simulated reader."""
+    import httpx
+
+    url = args.url.rstrip("/") + "/api/sim/badge"
+    try:
+        r = httpx.post(url, json={"uid": args.uid, "reader": args.reader}, timeout=10)
+    except httpx.HTTPError as err:
+        print(f"gateway badge: cannot reach {url}: {err}; is `make run` running?", file=sys.stderr)
+        return 1
+    if r.status_code >= 400:
+        try:
+            message = r.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text
+        print(f"gateway badge: {message}", file=sys.stderr)
+        return 1
+    print(json.dumps(r.json()))
+    return 0
+
+
+# -- gateway fleet -----------------------------------------------------------------------
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from gateway.telemetry.fleet import FleetError, run_fleet
+
+    try:
+        asyncio.run(run_fleet(args.broker, args.prefix, once=args.once))
+    except FleetError as err:
+        print(f"gateway fleet: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- gateway backup / restore / relay-off (operations) ------------------------------------
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from gateway.ops.backup import BackupError, backup_database
+
+    config = _load(args.config)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.output or f"gateway-{config.machine.id}-{stamp}.db")
+    try:
+        info = backup_database(config.storage.database, out)
+    except BackupError as err:
+        print(f"gateway backup: {err}", file=sys.stderr)
+        return 1
+    print(f"backed up {config.storage.database} to {info.path} ({info.size} bytes)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from gateway.ops.backup import BackupError, daemon_answers, required_tables, restore_database
+
+    config = _load(args.config)
+    if daemon_answers(config.web.host, config.web.port):
+        print(
+            f"gateway restore: the gateway is running (port {config.web.port} answers); "
+            "stop it first: sudo systemctl stop gateway",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        info = restore_database(
+            Path(args.file),
+            config.storage.database,
+            required=required_tables(config.access.enabled),
+        )
+    except BackupError as err:
+        print(f"gateway restore: {err}", file=sys.stderr)
+        return 1
+    print(f"restored {args.file} into {info.path}; the previous database is {info.path}.bak")
+    return 0
+
+
+def cmd_relay_off(args: argparse.Namespace) -> int:
+    from gateway.access.errors import AccessError
+    from gateway.ops.relay import relay_off
+
+    config = _load(args.config)
+    try:
+        print(f"gateway relay-off: {relay_off(config)}", file=sys.stderr)
+    except AccessError as err:
+        print(f"gateway relay-off: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gateway", description=gateway.__doc__)
+    p.add_argument("--version", action="version", version=f"gateway {gateway.__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the daemon")
+    r.add_argument("--config", "-c", help="TOML config file (see config/gateway.example.toml)")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("sim", help="serve a simulated controller on a pseudo-terminal")
+    s.add_argument("firmware", choices=["marlin", "grbl"])
+    s.add_argument("--baud", type=int, default=115200, help="emulated wire rate")
+    s.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="probability per line of a corrupted byte (Marlin detects it)",
+    )
+    s.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.0,
+        help="probability per reply line of being dropped or garbled",
+    )
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--rx-buffer", type=int, default=None, help="RX buffer bytes (128)")
+    s.add_argument(
+        "--time-scale", type=float, default=0.0, help="motion time factor (0: moves are instant)"
+    )
+    s.add_argument("--no-advanced-ok", action="store_true", help="Marlin: plain ok without N/P/B")
+    s.set_defaults(func=cmd_sim)
+
+    pr = sub.add_parser("print", help="stream one file to a controller and exit")
+    pr.add_argument("file")
+    pr.add_argument("--port", required=True, help="serial device path or glob")
+    pr.add_argument("--firmware", choices=["marlin", "grbl"], required=True)
+    pr.add_argument("--baud", type=int, default=115200)
+    pr.add_argument("--rx-buffer", type=int, default=127)
+    pr.add_argument(
+        "--max-line-length",
+        type=int,
+        default=None,
+        help="longest line the firmware accepts (Marlin 96, GRBL 80)",
+    )
+    pr.add_argument("--timeout", type=float, default=10.0, help="seconds without a reply")
+    pr.add_argument("--json", action="store_true", help="print one JSON object")
+    pr.add_argument("--verbose", "-v", action="store_true")
+    pr.set_defaults(func=cmd_print)
+
+    a = sub.add_parser("analyze", help="lines, extents, filament and duration of a file")
+    a.add_argument("file")
+    a.add_argument("--firmware", choices=["marlin", "grbl"], default="marlin")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_analyze)
+
+    se = sub.add_parser("sessions", help="badge session records")
+    se_sub = se.add_subparsers(dest="sessions_command", required=True)
+    ex = se_sub.add_parser("export", help="sessions (or usage totals) as CSV")
+    ex.add_argument("--config", "-c", help="the gateway's config file")
+    ex.add_argument("--since", type=_date, help="first day, e.g. 2026-11-01 (UTC)")
+    ex.add_argument("--until", type=_date, help="day after the last, e.g. 2026-12-01")
+    ex.add_argument(
+        "--usage",
+        action="store_true",
+        help="totals per member and machine: powered time, job time, filament",
+    )
+    ex.add_argument("-o", "--output", help="file to write (default: standard output)")
+    ex.set_defaults(func=cmd_sessions_export)
+
+    t = sub.add_parser("token", help="API tokens for remote admins")
+    t_sub = t.add_subparsers(dest="token_command", required=True)
+    tc = t_sub.add_parser("create", help="create a token; its secret is shown once")
+    tc.add_argument("--name", required=True)
+    tc.add_argument("--scope", choices=["read", "operate", "admin"], required=True)
+    tl = t_sub.add_parser("list", help="list tokens (never their secrets)")
+    tr = t_sub.add_parser("revoke", help="revoke a token by name")
+    tr.add_argument("name")
+    for tp in (tc, tl, tr):
+        tp.add_argument("--config", "-c", help="the gateway's config file")
+        tp.set_defaults(func=cmd_token)
+
+    b = sub.add_parser("badge", help="present a badge to a running gateway in simulation mode")
+    b.add_argument("uid", help="card UID in hex, e.g. 04A1B2C3")
+    b.add_argument("--url", default="http://127.0.0.1:8080/")
+    b.add_argument("--reader", default="sim")
+    b.set_defaults(func=cmd_badge)
+
+    f = sub.add_parser("fleet", help="live overview of every gateway on the broker")
+    f.add_argument(
+        "--broker",
+        default="mqtt://localhost:1883",
+        help="mqtt://user:password@host:port or mqtts://...",
+    )
+    f.add_argument("--prefix", default="gateway")
+    f.add_argument("--once", action="store_true", help="print one table and exit")
+    f.set_defaults(func=cmd_fleet)
+
+    bk = sub.add_parser("backup", help="consistent copy of the state database, while running")
+    bk.add_argument("--config", "-c", help="the gateway's config file")
+    bk.add_argument("-o", "--output", help="file to write (default: gateway-<id>-<time>.db)")
+    bk.set_defaults(func=cmd_backup)
+
+    rs = sub.add_parser("restore", help="replace the state database with a backup (stopped)")
+    rs.add_argument("file", help="a file made by `gateway backup`")
+    rs.add_argument("--config", "-c", help="the gateway's config file")
+    rs.set_defaults(func=cmd_restore)
+
+    ro = sub.add_parser("relay-off", help="drive the relay pin off (systemd ExecStopPost)")
+    ro.add_argument("--config", "-c", help="the gateway's config file")
+    ro.set_defaults(func=cmd_relay_off)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        return int(args.func(args))
+    return 130

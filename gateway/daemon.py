@@ -1,0 +1,119 @@
+"""Assembles the daemon from its configuration: bus, command router, supervisor, services.
+
+The :class:`Gateway` holds each capability's service; the web app is given the
+whole :class:`Gateway` and uses only each service's public read surface plus the
+command router.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+import gateway
+from dataclasses import dataclass
+
+from gateway.access.service import AccessService
+from gateway.bus import EventBus
+from gateway.camera.service import CameraService
+from gateway.commands import CommandRouter
+from gateway.config import GatewayConfig
+from gateway.machine.service import MachineService
+from gateway.machine.sim.service import SimulatorService
+from gateway.ops.notify import Notifier, SystemdService
+from gateway.supervisor import Supervisor
+from gateway.telemetry.service import TelemetryService
+from gateway.web.server import WebService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    config: GatewayConfig
+    bus: EventBus
+    commands: CommandRouter
+    supervisor: Supervisor
+    machine: MachineService
+    simulator: SimulatorService | None = None
+    access: AccessService | None = None
+    telemetry: TelemetryService | None = None
+    camera: CameraService | None = None
+    web: WebService | None = None
+
+    @property
+    def web_url(self) -> str:
+        return self.web.url if self.web is not None else ""
+
+
+def build(config: GatewayConfig) -> Gateway:
+    """Create every service (constructors only validate; nothing is opened yet)."""
+    from gateway.web.app import create_app
+
+    bus = EventBus()
+    commands = CommandRouter()
+    supervisor = Supervisor(bus)
+    simulator: SimulatorService | None = None
+    port: Callable[[], str] | None = None
+    dtr_reset: Callable[[], None] | None = None
+    if config.simulation.enabled:
+        simulator = SimulatorService(config.machine.firmware, config.simulation)
+        supervisor.add(simulator)
+        port = simulator.port_path
+        dtr_reset = simulator.power_cycle
+
+    machine = MachineService(
+        machine=config.machine,
+        serial=config.serial,
+        jobs=config.jobs,
+        db_path=config.storage.database,
+        files_dir=config.storage.files_dir,
+        bus=bus,
+        commands=commands,
+        port=port,
+        dtr_reset=dtr_reset,
+        require_power=config.access.enabled,
+    )
+    gw = Gateway(config, bus, commands, supervisor, machine, simulator)
+    if config.access.enabled:
+        # Access starts before the machine so the relay is known to be off first.
+        gw.access = AccessService(
+            config.access,
+            machine_id=config.machine.id,
+            db_path=config.storage.database,
+            bus=bus,
+            commands=commands,
+        )
+        supervisor.add(gw.access)
+    supervisor.add(machine)
+    if config.telemetry.enabled:
+        gw.telemetry = TelemetryService(
+            config.telemetry,
+            machine_id=config.machine.id,
+            machine_name=config.machine.name,
+            db_path=config.storage.database,
+            state_dir=config.storage.state_dir,
+            bus=bus,
+            commands=commands,
+            version=gateway.__version__,
+        )
+        supervisor.add(gw.telemetry)
+    if config.camera.enabled:
+        gw.camera = CameraService(config.camera, config.storage.state_dir, bus, commands)
+        supervisor.add(gw.camera)
+    gw.web = WebService(config.web, create_app(gw))
+    supervisor.add(gw.web)
+    # Last, so that READY=1 goes to systemd once every other service has started.
+    notifier = Notifier.from_environ(os.environ)
+    if notifier is not None:
+        supervisor.add(SystemdService(notifier, bus))
+    return gw
+
+
+async def run(config: GatewayConfig, *, announce: Callable[[Gateway], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT; ``announce`` is called once every service has started."""
+    gw = build(config)
+    await gw.supervisor.run_until_signalled(
+        on_started=None if announce is None else lambda: announce(gw)
+    )

@@ -1,0 +1,423 @@
+// Admin pages: every request carries the token kept in this tab's sessionStorage.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const KEY = "gateway-token";
+  let token = sessionStorage.getItem(KEY) || "";
+  let streamAbort = null;
+  let tab = "status";
+
+  // -- requests -------------------------------------------------------------------------
+
+  function headers(extra) {
+    return Object.assign({ Authorization: "Bearer " + token }, extra || {});
+  }
+
+  async function api(method, path, body) {
+    const opts = { method: method, headers: headers() };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, opts);
+    const data = await r.json().catch(() => ({}));
+    if (r.status === 401) signOut("The token was refused: " + message(data, r));
+    if (!r.ok) throw new Error(message(data, r));
+    return data;
+  }
+
+  function message(data, r) {
+    return (data && data.error && data.error.message) || r.status + " " + r.statusText;
+  }
+
+  function fail(err) {
+    const el = $("error");
+    el.textContent = err.message || String(err);
+    el.hidden = false;
+    setTimeout(() => { el.hidden = true; }, 8000);
+  }
+
+  // -- formatting -----------------------------------------------------------------------
+
+  const when = (t) => (t ? new Date(typeof t === "number" ? t * 1000 : t).toLocaleString() : "\u2013");
+  function duration(s) {
+    if (s == null) return "\u2013";
+    s = Math.round(s);
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    return h ? h + " h " + m + " min" : m ? m + " min " + (s % 60) + " s" : s + " s";
+  }
+  const size = (b) => (b > 1048576 ? (b / 1048576).toFixed(1) + " MiB" : (b / 1024).toFixed(1) + " KiB");
+
+  function rows(tbody, items, cells) {
+    const el = $(tbody);
+    el.textContent = "";
+    for (const item of items) {
+      const tr = document.createElement("tr");
+      for (const c of cells(item)) {
+        const td = document.createElement("td");
+        if (c instanceof Node) td.appendChild(c); else td.textContent = c == null ? "\u2013" : c;
+        tr.appendChild(td);
+      }
+      el.appendChild(tr);
+    }
+    if (!items.length) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      td.colSpan = 8;
+      td.textContent = "Nothing yet.";
+      tr.appendChild(td);
+      el.appendChild(tr);
+    }
+  }
+
+  function facts(dl, pairs) {
+    const el = $(dl);
+    el.textContent = "";
+    for (const [k, v] of pairs) {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v == null || v === "" ? "\u2013" : v;
+      el.append(dt, dd);
+    }
+  }
+
+  function button(text, onClick, cls) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = text;
+    if (cls) b.className = cls;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  // -- sign in ----------------------------------------------------------------------------
+
+  async function signIn() {
+    try {
+      const me = await api("GET", "/api/whoami");
+      $("who-text").textContent = "Signed in as " + me.name + " (" + me.scope + ")";
+      $("who").hidden = false;
+      $("login").hidden = true;
+      $("tabs").hidden = false;
+      openTab(tab);
+      follow();
+    } catch (err) {
+      $("login-error").textContent = err.message;
+    }
+  }
+
+  function signOut(why) {
+    token = "";
+    sessionStorage.removeItem(KEY);
+    if (streamAbort) streamAbort.abort();
+    $("who").hidden = true;
+    $("tabs").hidden = true;
+    for (const s of document.querySelectorAll(".tab")) s.hidden = true;
+    $("login").hidden = false;
+    $("login-error").textContent = why || "";
+  }
+
+  $("login-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    token = $("token").value.trim();
+    sessionStorage.setItem(KEY, token);
+    $("token").value = "";
+    signIn();
+  });
+  $("sign-out").addEventListener("click", () => signOut(""));
+
+  // -- tabs -------------------------------------------------------------------------------
+
+  const loaders = {
+    status: loadStatus, jobs: loadJobs, files: loadFiles, sessions: loadSessions,
+    access: loadAccess, tokens: loadTokens,
+  };
+
+  function openTab(name) {
+    tab = name;
+    $("error").hidden = true;
+    for (const b of document.querySelectorAll("nav button")) b.classList.toggle("active", b.dataset.tab === name);
+    for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== "tab-" + name;
+    loaders[name]().catch(fail);
+  }
+
+  $("tabs").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-tab]");
+    if (b) openTab(b.dataset.tab);
+  });
+
+  // -- status and the live stream -----------------------------------------------------------
+
+  let machine = null;
+  let access = null;
+
+  function renderStatus() {
+    if (!machine) return;
+    facts("machine-facts", [
+      ["State", machine.state], ["Firmware", machine.firmware + " " + (machine.firmware_version || "")],
+      ["Message", machine.message], ["Fault", machine.fault],
+      ["Temperatures", Object.entries(machine.temperatures || {}).map(([k, v]) => k + " " + v[0] + (v[1] ? "/" + v[1] : "")).join(", ")],
+      ["Position", Object.entries(machine.position || {}).map(([k, v]) => k.toUpperCase() + " " + v).join(" ")],
+    ]);
+    const job = machine.job;
+    $("job-box").hidden = !job;
+    if (job) {
+      $("job-progress").value = job.fraction || 0;
+      facts("job-facts", [
+        ["File", job.file], ["State", job.state],
+        ["Progress", Math.floor((job.fraction || 0) * 100) + " % (" + job.lines_done + " / " + job.lines_total + " lines)"],
+        ["Elapsed", duration(job.elapsed)], ["Time left", duration(job.eta_seconds)],
+      ]);
+    }
+    if (access) {
+      facts("access-facts", [
+        ["State", access.state], ["Member", access.session ? access.session.member_name : null],
+        ["Lockout", access.lockout ? access.lockout.reason + " (by " + access.lockout.by + ")" : "none"],
+        ["Last refusal", access.last_denial],
+      ]);
+    } else {
+      facts("access-facts", [["Access control", "off"]]);
+    }
+  }
+
+  async function loadStatus() {
+    machine = await api("GET", "/api/status");
+    renderStatus();
+  }
+
+  function logEvent(name, data) {
+    const li = document.createElement("li");
+    li.textContent = new Date().toLocaleTimeString() + " " + name + " " + JSON.stringify(data).slice(0, 220);
+    const list = $("events");
+    list.prepend(li);
+    while (list.childElementCount > 100) list.lastChild.remove();
+  }
+
+  function onEvent(name, data) {
+    if (name === "hello") {
+      machine = data.machine;
+      access = data.access;
+    } else if (name === "state" && machine) {
+      Object.assign(machine, data);
+    } else if (name === "job_progress" && machine && machine.job && machine.job.id === data.job_id) {
+      Object.assign(machine.job, { fraction: data.fraction, eta_seconds: data.eta_seconds,
+        elapsed: data.elapsed, lines_done: data.lines_done });
+    } else if (name === "access_state" && access) {
+      access.state = data.state;
+      access.last_denial = data.last_denial;
+      access.session = data.member_name && (data.state === "authorised" || data.state === "in_use")
+        ? { member_name: data.member_name } : null;
+      access.lockout = data.lockout_reason ? { reason: data.lockout_reason, by: (access.lockout || {}).by || "" } : null;
+    } else if (name === "lockout" && access) {
+      access.lockout = data.active ? { reason: data.reason, by: data.by } : null;
+    }
+    if (name !== "state" && name !== "job_progress" && name !== "hello") logEvent(name, data);
+    renderStatus();
+  }
+
+  // EventSource cannot send a token, so the stream is read with fetch and parsed here.
+  async function follow() {
+    if (streamAbort) streamAbort.abort();
+    const ctrl = new AbortController();
+    streamAbort = ctrl;
+    let delay = 1000;
+    while (!ctrl.signal.aborted && token) {
+      try {
+        const r = await fetch("/api/events", { headers: headers(), signal: ctrl.signal });
+        if (!r.ok) throw new Error(message(await r.json().catch(() => ({})), r));
+        $("live").textContent = "live";
+        $("live").classList.add("on");
+        delay = 1000;
+        const reader = r.body.getReader();
+        const decoder = new TextDecoder();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += decoder.decode(value, { stream: true });
+          let end;
+          while ((end = buf.indexOf("\n\n")) >= 0) {
+            const block = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            let name = "message", data = "";
+            for (const line of block.split("\n")) {
+              if (line.startsWith("event: ")) name = line.slice(7);
+              else if (line.startsWith("data: ")) data += line.slice(6);
+            }
+            if (data) onEvent(name, JSON.parse(data));
+          }
+        }
+      } catch (err) {
+        if (ctrl.signal.aborted) return;
+      }
+      $("live").textContent = "reconnecting";
+      $("live").classList.remove("on");
+      await new Promise((res) => setTimeout(res, delay));
+      delay = Math.min(delay * 2, 30000);
+    }
+  }
+
+  document.addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button[data-post]");
+    if (!b) return;
+    if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
+    try {
+      await api("POST", b.dataset.post);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  // -- jobs, files --------------------------------------------------------------------------
+
+  async function loadJobs() {
+    const data = await api("GET", "/api/jobs?limit=100");
+    rows("jobs", data.jobs, (j) => [j.id, j.file, j.state, when(j.started_at),
+      j.started_at && j.ended_at ? duration(j.ended_at - j.started_at) : null,
+      (j.lines_done || 0) + " / " + (j.lines_total || 0), j.reason]);
+  }
+
+  async function loadFiles() {
+    const data = await api("GET", "/api/files");
+    rows("files", data.files, (f) => [f.name, size(f.size), f.lines,
+      f.estimated_seconds ? duration(f.estimated_seconds) : null, when(f.uploaded_at),
+      button("Delete", async () => {
+        if (!confirm("Delete " + f.name + "?")) return;
+        try { await api("DELETE", "/api/files/" + encodeURIComponent(f.name)); loadFiles(); } catch (err) { fail(err); }
+      })]);
+  }
+
+  $("upload-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const file = $("upload-file").files[0];
+    if (!file) return;
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const xhr = new XMLHttpRequest();
+    const bar = $("upload-progress");
+    bar.hidden = false;
+    bar.value = 0;
+    $("upload-status").textContent = "";
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
+    xhr.onload = () => {
+      bar.hidden = true;
+      let data = {};
+      try { data = JSON.parse(xhr.responseText); } catch (err) { data = {}; }
+      if (xhr.status === 201) {
+        $("upload-status").textContent = "Uploaded " + data.name + " (" + data.lines + " lines).";
+        $("upload-form").reset();
+        loadFiles();
+      } else {
+        $("upload-status").textContent = "";
+        fail(new Error((data.error && data.error.message) || "upload failed: " + xhr.status));
+      }
+    };
+    xhr.onerror = () => { bar.hidden = true; fail(new Error("the upload was interrupted")); };
+    xhr.open("POST", "/api/files");
+    xhr.setRequestHeader("Authorization", "Bearer " + token);
+    xhr.send(form);
+  });
+
+  // -- sessions, usage, CSV -------------------------------------------------------------------
+
+  async function loadSessions() {
+    try {
+      const s = await api("GET", "/api/sessions?limit=200");
+      rows("sessions", s.sessions, (r) => [r.member_name, r.role, when(r.started_at),
+        duration(r.duration), r.jobs, r.end_reason || (r.ended_at ? null : "open")]);
+      const u = await api("GET", "/api/usage");
+      rows("usage", u.usage, (r) => [r.member_name, r.sessions, duration(r.powered_seconds),
+        duration(r.job_seconds), (r.filament_mm / 1000).toFixed(2) + " m"]);
+    } catch (err) {
+      rows("sessions", [], () => []);
+      rows("usage", [], () => []);
+      throw err;
+    }
+  }
+
+  document.addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button[data-csv]");
+    if (!b) return;
+    try {
+      const r = await fetch(b.dataset.csv, { headers: headers() });
+      if (!r.ok) throw new Error(message(await r.json().catch(() => ({})), r));
+      const blob = await r.blob();
+      const disposition = r.headers.get("Content-Disposition") || "";
+      const match = /filename="([^"]+)"/.exec(disposition);
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = match ? match[1] : "export.csv";
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 5000);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  // -- access list and lockout ----------------------------------------------------------------
+
+  async function loadAccess() {
+    const s = await api("GET", "/api/access");
+    if (!s.enabled) {
+      facts("list-facts", [["Access control", "not configured on this gateway"]]);
+      $("lockout-now").textContent = "";
+      return;
+    }
+    facts("list-facts", [
+      ["Source", s.source], ["Generated", when(s.generated_at)],
+      ["Age", s.age_seconds == null ? null : duration(s.age_seconds)],
+      ["Members", s.members], ["Last error", s.last_error], ["Readers", s.readers.join(", ")],
+      ["Inductions not yet synced", s.pending_inductions],
+    ]);
+    $("lockout-now").textContent = s.lockout
+      ? "Locked out by " + s.lockout.by + ": " + s.lockout.reason
+      : "The machine is not locked out.";
+  }
+
+  $("lockout-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("POST", "/api/lockout", { reason: $("lockout-reason").value.trim() });
+      $("lockout-form").reset();
+      loadAccess();
+    } catch (err) { fail(err); }
+  });
+
+  $("clear-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const by = $("clear-by").value.trim();
+    try {
+      await api("DELETE", "/api/lockout" + (by ? "?by=" + encodeURIComponent(by) : ""));
+      loadAccess();
+    } catch (err) { fail(err); }
+  });
+
+  // -- tokens -----------------------------------------------------------------------------------
+
+  async function loadTokens() {
+    const data = await api("GET", "/api/tokens");
+    rows("tokens", data.tokens, (t) => [t.name, t.scope, when(t.created_at), when(t.last_used_at),
+      button("Revoke", async () => {
+        if (!confirm("Revoke " + t.name + "? It stops working at once.")) return;
+        try { await api("DELETE", "/api/tokens/" + encodeURIComponent(t.name)); loadTokens(); } catch (err) { fail(err); }
+      })]);
+  }
+
+  $("token-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const made = await api("POST", "/api/tokens", { name: $("token-name").value.trim(), scope: $("token-scope").value });
+      const p = $("token-secret");
+      p.textContent = "Token " + made.token.name + " (" + made.token.scope + "), shown once: " + made.secret;
+      p.hidden = false;
+      $("token-form").reset();
+      loadTokens();
+    } catch (err) { fail(err); }
+  });
+
+  if (token) signIn();
+})();

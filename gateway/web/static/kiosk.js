@@ -1,0 +1,493 @@
+// The touchscreen: one screen at a time, chosen from the machine's and the access
+// capability's state, kept current by the server-sent event stream /api/events.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const initial = JSON.parse($("initial").textContent);
+  if (!initial.kiosk) {
+    show("remote");
+    $("machine-state").textContent = "Touchscreen only";
+    return;
+  }
+
+  let S = initial.state;          // {machine, access, simulation}
+  let files = [];
+  let lastResult = null;          // the last finished job, shown on the session screen
+  let lockedNote = null;          // why the last session ended
+  let denialTimer = 0;
+  let toastTimer = 0;
+  let confirmAction = null;
+  let simOpen = false;
+  // Set by the e-stop event until the machine is running normally again: Marlin answers
+  // the e-stop with "Printer halted", which alone would read as a controller error.
+  let estopped = S.machine.state === "estop";
+
+  const TEMP_NAMES = { T: "Hotend", T0: "Hotend", T1: "Hotend 2", B: "Bed", C: "Chamber" };
+  const STATE_TEXT = {
+    disconnected: "Controller disconnected", connecting: "Connecting to controller",
+    idle: "Ready", running: "Running", paused: "Paused", error: "Controller error",
+    estop: "EMERGENCY STOP",
+  };
+  const END_TEXT = {
+    badge_out: "Badged out.", idle_timeout: "Session ended: no job for a while.",
+    max_session: "Session ended: the longest session time was reached.",
+    lockout: "Session ended: the machine was locked out.",
+    interlock: "Session ended: a safety interlock opened.",
+    estop: "Session ended by the emergency stop.", takeover: "Handed over after induction.",
+  };
+
+  // -- helpers ------------------------------------------------------------------------
+
+  function duration(s) {
+    if (s == null || !isFinite(s)) return "\u2013";
+    s = Math.max(0, Math.round(s));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    if (h) return h + " h " + String(m).padStart(2, "0") + " min";
+    if (m) return m + " min " + String(sec).padStart(2, "0") + " s";
+    return sec + " s";
+  }
+
+  function clockIn(s) {
+    if (s == null || !isFinite(s)) return "\u2013";
+    const t = new Date(Date.now() + s * 1000);
+    return String(t.getHours()).padStart(2, "0") + ":" + String(t.getMinutes()).padStart(2, "0");
+  }
+
+  function toast(text, ms) {
+    const el = $("toast");
+    el.textContent = text;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    if (ms !== 0) toastTimer = setTimeout(() => { el.hidden = true; }, ms || 5000);
+  }
+
+  function showDenial(text) {
+    $("denial-text").textContent = text;
+    $("denial").hidden = false;
+    placeDenial(current);
+    clearTimeout(denialTimer);
+    denialTimer = setTimeout(hideDenial, 8000);
+  }
+
+  function hideDenial() {
+    $("denial").hidden = true;
+    for (const p of document.querySelectorAll(".prompt")) p.classList.remove("denied");
+  }
+
+  // On the badge screens the refusal takes the place of the badge picture, where the
+  // member is looking; elsewhere it lies over the top of the screen until tapped away.
+  function placeDenial(screen) {
+    const el = $("denial");
+    const prompt = (screen === "locked" || screen === "lockout")
+      ? $("screen-" + screen).querySelector(".prompt") : null;
+    if (prompt) {
+      if (el.parentNode !== prompt) prompt.prepend(el);
+      el.classList.add("inline");
+      prompt.classList.toggle("denied", !el.hidden);
+    } else {
+      if (el.parentNode !== document.querySelector("main")) document.querySelector("main").prepend(el);
+      el.classList.remove("inline");
+    }
+  }
+
+  async function api(method, path, body) {
+    const opts = { method: method, headers: {} };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, opts);
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error((data.error && data.error.message) || r.statusText);
+    return data;
+  }
+
+  async function act(method, path, body) {
+    try {
+      return await api(method, path, body);
+    } catch (err) {
+      toast(err.message, 7000);
+      return null;
+    }
+  }
+
+  // -- which screen ---------------------------------------------------------------------
+
+  function jobActive() {
+    const job = S.machine.job;
+    return !!job && (job.state === "running" || job.state === "paused");
+  }
+
+  function mayAct() {
+    return !S.access || !!S.access.session;
+  }
+
+  function choose() {
+    const a = S.access;
+    if (jobActive()) return "job";
+    if (!a || a.session) return "session";
+    if (a.state === "lockout") return "lockout";
+    return "locked";
+  }
+
+  function show(name) {
+    for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== "screen-" + name;
+  }
+
+  function placeSimPanel(screen) {
+    const panel = $("sim-panel");
+    if (!panel) return;
+    const dock = screen === "locked" || screen === "lockout";
+    if (dock) {
+      $("screen-" + screen).appendChild(panel);
+      panel.classList.remove("sim-float");
+      panel.hidden = false;
+      $("sim-toggle").hidden = true;
+    } else {
+      document.body.appendChild(panel);
+      panel.classList.add("sim-float");
+      panel.hidden = !simOpen;
+      $("sim-toggle").hidden = false;
+      $("sim-toggle").textContent = simOpen ? "Close reader" : "Simulated badge";
+    }
+  }
+
+  // -- rendering --------------------------------------------------------------------------
+
+  function stopped() {
+    const m = S.machine;
+    return estopped && (m.state === "estop" || m.state === "error") ? "estop" : m.state;
+  }
+
+  function renderBar() {
+    const m = S.machine;
+    const el = $("machine-state");
+    let text = STATE_TEXT[stopped()] || m.state;
+    if (S.access && S.access.session) text += " \u00b7 " + S.access.session.member_name;
+    el.textContent = text;
+    el.classList.toggle("alarm", m.state === "estop" || m.state === "error");
+  }
+
+  function renderLocked() {
+    const a = S.access || {};
+    const note = $("locked-note");
+    let text = lockedNote;
+    if (a.state === "ending" && a.ending) {
+      text = a.ending.waiting_for_job
+        ? "Finishing " + a.ending.member_name + "'s job."
+        : "Power stays on for a few seconds: badge again to carry on.";
+    }
+    if (a.interlocks_tripped && a.interlocks_tripped.length) {
+      text = "Close the " + a.interlocks_tripped.join(", ") + " before badging in.";
+    }
+    const problem = machineProblem(true);
+    if (problem) text = problem.text;
+    note.hidden = !text;
+    note.textContent = text || "";
+  }
+
+  function renderLockout() {
+    const lock = (S.access && S.access.lockout) || {};
+    $("lockout-reason").textContent = lock.reason || "";
+    $("lockout-by").textContent = lock.by ? "Locked out by " + lock.by + "." : "";
+  }
+
+  function machineProblem(locked) {
+    const m = S.machine;
+    if (m.state === "estop" || m.state === "error") {
+      const what = stopped() === "estop" ? "The emergency stop was pressed"
+        : "The controller stopped with an error" + (m.message ? " (" + m.message + ")" : "");
+      return { text: what + ". Check the machine, then " +
+        (locked ? "badge in to reset it." : "reset the controller."), reset: true };
+    }
+    if (m.state === "disconnected" || m.state === "connecting") {
+      return { text: "The controller is not connected" + (m.message ? ": " + m.message : "") +
+        ". Check its USB cable and power.", reset: false };
+    }
+    return null;
+  }
+
+  function renderSession() {
+    const a = S.access;
+    const session = a && a.session;
+    $("hello").textContent = session ? "Hello, " + session.member_name : S.machine.name || "Ready";
+    $("hello-role").textContent = session
+      ? (session.role ? session.role + " \u00b7 " : "") + "Choose a file to start it"
+      : "Access control is off. Choose a file to start it";
+    $("badge-out").hidden = !session;
+
+    const banner = $("session-banner");
+    const problem = machineProblem();
+    if (problem) {
+      banner.className = "banner bad";
+      $("session-banner-text").textContent = problem.text;
+      $("reset").hidden = !problem.reset;
+      banner.hidden = false;
+    } else if (lastResult) {
+      const r = lastResult;
+      const ok = r.outcome === "completed";
+      const why = r.reason && r.reason !== r.outcome ? ": " + r.reason : "";
+      banner.className = "banner " + (ok ? "ok" : r.outcome === "cancelled" ? "info" : "bad");
+      $("session-banner-text").textContent = ok
+        ? "\u2714 " + r.file + " finished in " + duration(r.seconds) + "."
+        : r.outcome === "cancelled" ? r.file + " was cancelled."
+        : r.outcome === "estop" ? r.file + " was stopped by the emergency stop."
+        : r.file + " failed" + why + ".";
+      $("reset").hidden = true;
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+    }
+    renderFiles();
+  }
+
+  function renderFiles() {
+    const list = $("files");
+    list.textContent = "";
+    if (!files.length) {
+      const li = document.createElement("li");
+      li.className = "empty";
+      li.textContent = "No files yet. Upload G-code from the admin page.";
+      list.appendChild(li);
+      return;
+    }
+    const ready = S.machine.state === "idle" && mayAct();
+    for (const f of files) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.disabled = !ready;
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = f.name;
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = f.estimated_seconds ? "about " + duration(f.estimated_seconds)
+        : f.lines + " lines";
+      const mark = document.createElement("span");
+      mark.className = "go-mark";
+      mark.textContent = "\u25b6";
+      b.append(name, meta, mark);
+      b.addEventListener("click", () => confirmStart(f));
+      li.appendChild(b);
+      list.appendChild(li);
+    }
+  }
+
+  function renderReadings() {
+    const m = S.machine;
+    const box = $("readings");
+    box.textContent = "";
+    const add = (label, value) => {
+      const d = document.createElement("div");
+      d.className = "stat";
+      const l = document.createElement("div");
+      l.className = "label";
+      l.textContent = label;
+      const v = document.createElement("div");
+      v.className = "value";
+      v.textContent = value;
+      d.append(l, v);
+      box.appendChild(d);
+    };
+    if (m.firmware === "grbl") {
+      for (const axis of ["x", "y", "z"]) {
+        if (m.position && m.position[axis] != null) add(axis.toUpperCase(), m.position[axis].toFixed(2) + " mm");
+      }
+    } else {
+      for (const [sensor, pair] of Object.entries(m.temperatures || {}).slice(0, 3)) {
+        const target = pair[1] ? " / " + Math.round(pair[1]) : "";
+        add(TEMP_NAMES[sensor] || sensor, Math.round(pair[0]) + target + " \u00b0C");
+      }
+    }
+    box.hidden = !box.childElementCount;
+  }
+
+  function renderJob() {
+    const job = S.machine.job;
+    const paused = job.state === "paused";
+    $("job-file").textContent = job.file;
+    $("job-state").textContent = paused ? "Paused" : (S.machine.kind === "printer" ? "Printing" : "Running");
+    $("job-state").classList.toggle("paused", paused);
+    const pct = Math.floor((job.fraction || 0) * 100);
+    $("progress-fill").style.width = pct + "%";
+    $("progress-pct").textContent = pct + " %";
+    $("progress").classList.toggle("paused", paused);
+    $("job-elapsed").textContent = duration(job.elapsed);
+    $("job-eta").textContent = paused ? "paused" : duration(job.eta_seconds);
+    $("job-done-at").textContent = paused ? "\u2013" : clockIn(job.eta_seconds);
+    renderReadings();
+
+    const allowed = mayAct();
+    const session = S.access && S.access.session;
+    $("pause").hidden = paused || !allowed;
+    $("resume").hidden = !paused || !allowed;
+    $("cancel").hidden = !allowed;
+    $("job-badge-out").hidden = !session;
+    const note = $("job-note");
+    if (!allowed) {
+      const a = S.access || {};
+      const who = (a.ending && a.ending.member_name) || "The member";
+      note.textContent = who + " has badged out. Power goes off when this job ends.";
+      note.hidden = false;
+    } else {
+      note.hidden = true;
+    }
+  }
+
+  function render() {
+    const screen = choose();
+    renderBar();
+    if (screen === "locked") renderLocked();
+    else if (screen === "lockout") renderLockout();
+    else if (screen === "session") renderSession();
+    else renderJob();
+    if (screen !== "session" && !$("confirm").hidden && confirmAction && confirmAction.start) {
+      closeConfirm();
+    }
+    show(screen);
+    placeSimPanel(screen);
+    placeDenial(screen);
+    if (screen !== current) {
+      current = screen;
+      if (screen === "session") loadFiles();
+    }
+  }
+  let current = null;
+
+  async function loadFiles() {
+    const data = await act("GET", "/api/files");
+    if (data) {
+      files = data.files;
+      if (choose() === "session") renderFiles();
+    }
+  }
+
+  // -- confirmation ----------------------------------------------------------------------
+
+  function openConfirm(title, body, yesText, yesClass, action) {
+    $("confirm-title").textContent = title;
+    $("confirm-body").textContent = body;
+    const yes = $("confirm-yes");
+    yes.textContent = yesText;
+    yes.className = "btn big " + yesClass;
+    confirmAction = action;
+    $("confirm").hidden = false;
+  }
+
+  function closeConfirm() {
+    $("confirm").hidden = true;
+    confirmAction = null;
+  }
+
+  function confirmStart(f) {
+    const parts = [];
+    if (f.estimated_seconds) parts.push("About " + duration(f.estimated_seconds) + ".");
+    if (f.filament_mm) parts.push((f.filament_mm / 1000).toFixed(1) + " m of filament.");
+    parts.push("Check the machine is clear before you start.");
+    const action = async () => { await act("POST", "/api/jobs", { file: f.name }); };
+    action.start = true;
+    openConfirm("Start " + f.name + "?", parts.join(" "), "Start", "go", action);
+  }
+
+  // -- live updates ------------------------------------------------------------------------
+
+  function applyAccessState(e) {
+    const a = S.access || {};
+    const old = a.session;
+    const inSession = (e.state === "authorised" || e.state === "in_use") && e.member_name;
+    a.state = e.state;
+    a.relay_on = e.relay_on;
+    a.job_running = e.job_running;
+    a.session = inSession ? {
+      member_id: e.member_id, member_name: e.member_name,
+      role: old && old.member_id === e.member_id ? old.role : null,
+    } : null;
+    a.ending = e.state === "ending" ? { member_name: e.member_name, waiting_for_job: e.job_running } : null;
+    a.lockout = e.lockout_reason ? { reason: e.lockout_reason, by: (a.lockout && a.lockout.by) || "" } : null;
+    a.interlocks_tripped = e.interlocks_tripped;
+    S.access = a;
+  }
+
+  function connect() {
+    const es = new EventSource("/api/events");
+    const on = (name, fn) => es.addEventListener(name, (m) => { fn(JSON.parse(m.data)); render(); });
+    es.onopen = () => { $("live-dot").classList.add("live"); $("toast").hidden = true; };
+    // "error" is both the machine's error topic and EventSource's connection-lost event.
+    es.addEventListener("error", (ev) => {
+      if (ev.data) return;  // a machine error: the state that follows says what to do
+      $("live-dot").classList.remove("live");
+      toast("Reconnecting to the gateway\u2026", 0);
+    });
+    on("hello", (d) => { S = d; });
+    on("estop", () => { estopped = true; });
+    on("state", (d) => {
+      const m = S.machine;
+      if (d.state !== "estop" && d.state !== "error") estopped = false;
+      for (const k of ["state", "job", "temperatures", "position", "grbl_state", "message", "firmware_version"]) m[k] = d[k];
+    });
+    on("job_progress", (d) => {
+      const job = S.machine.job;
+      if (job && job.id === d.job_id) {
+        job.fraction = d.fraction; job.eta_seconds = d.eta_seconds;
+        job.elapsed = d.elapsed; job.lines_done = d.lines_done;
+      }
+    });
+    on("job_finished", (d) => {
+      lastResult = d;
+      if (S.machine.job && S.machine.job.id === d.job_id) S.machine.job.state = d.outcome;
+    });
+    on("access_state", applyAccessState);
+    on("session_started", (d) => {
+      hideDenial();
+      lockedNote = null;
+      lastResult = null;
+      if (S.access) S.access.session = { member_id: d.member_id, member_name: d.member_name, role: d.role };
+    });
+    on("session_ended", (d) => { lockedNote = END_TEXT[d.reason] || "Session ended."; });
+    on("lockout", (d) => {
+      if (S.access) S.access.lockout = d.active ? { reason: d.reason, by: d.by } : null;
+    });
+    on("access_denied", (d) => showDenial(d.message));
+  }
+
+  // -- buttons -----------------------------------------------------------------------------
+
+  $("estop").addEventListener("click", async () => {
+    if (await act("POST", "/api/estop")) toast("Emergency stop sent.", 6000);
+  });
+  $("badge-out").addEventListener("click", () => act("POST", "/api/badge-out"));
+  $("job-badge-out").addEventListener("click", () => act("POST", "/api/badge-out"));
+  $("pause").addEventListener("click", () => act("POST", "/api/jobs/current/pause"));
+  $("resume").addEventListener("click", () => act("POST", "/api/jobs/current/resume"));
+  $("cancel").addEventListener("click", () => {
+    openConfirm("Cancel " + S.machine.job.file + "?", "The job stops and cannot be resumed.",
+      "Cancel job", "danger", async () => { await act("POST", "/api/jobs/current/cancel"); });
+  });
+  $("reset").addEventListener("click", () => act("POST", "/api/machine/reset"));
+  $("confirm-no").addEventListener("click", closeConfirm);
+  $("denial").addEventListener("click", hideDenial);
+  $("confirm-yes").addEventListener("click", async () => {
+    const action = confirmAction;
+    closeConfirm();
+    if (action) await action();
+  });
+
+  const panel = $("sim-panel");
+  if (panel) {
+    const present = (uid) => act("POST", "/api/sim/badge", { uid: uid });
+    panel.addEventListener("click", (ev) => {
+      const b = ev.target.closest("button[data-uid]");
+      if (b) present(b.dataset.uid);
+    });
+    $("sim-present").addEventListener("click", () => {
+      const uid = $("sim-uid").value.trim();
+      if (uid) present(uid);
+    });
+    $("sim-toggle").addEventListener("click", () => { simOpen = !simOpen; render(); });
+  }
+
+  render();
+  connect();
+})();
