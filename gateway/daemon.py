@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-
-import gateway
 from dataclasses import dataclass
 
+import gateway
 from gateway.access.service import AccessService
 from gateway.bus import EventBus
 from gateway.camera.service import CameraService
