@@ -28,12 +28,16 @@ UTILISATION_TARGET = 0.95
 CPU_TARGET_US = 50.0
 
 
-def tiny_segments(path: Path, lines: int) -> None:
-    """Slicer-like output: short G1 moves with extrusion around a circle, layer by layer."""
+def tiny_segments(path: Path, lines: int, firmware: str = "marlin") -> None:
+    """Tiny segments around a circle: a printer's perimeters with extrusion (Marlin), or
+    a laser engraving a curve with its power word (GRBL), layer by layer."""
     import math
 
     with path.open("w") as fh:
-        fh.write("; bench: tiny segments\nG21\nG90\nM82\nG92 E0\nG1 F1800\n")
+        if firmware == "grbl":
+            fh.write("; bench: tiny segments\nG21\nG90\nM4 S0\nG1 F1800\n")
+        else:
+            fh.write("; bench: tiny segments\nG21\nG90\nM82\nG92 E0\nG1 F1800\n")
         e = 0.0
         z = 0.2
         for i in range(lines - 6):
@@ -45,7 +49,10 @@ def tiny_segments(path: Path, lines: int) -> None:
                 z += 0.2
                 fh.write(f"G1 Z{z:.2f}\n")
                 continue
-            fh.write(f"G1 X{x:.3f} Y{y:.3f} E{e:.5f}\n")
+            if firmware == "grbl":
+                fh.write(f"G1 X{x:.3f} Y{y:.3f} S{500 + i % 500}\n")
+            else:
+                fh.write(f"G1 X{x:.3f} Y{y:.3f} E{e:.5f}\n")
 
 
 def start_sim(firmware: str, baud: int, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
@@ -86,7 +93,7 @@ def run_mode(
     print(
         f"{name:<24} {result['outcome']:<10} {lines:>6} lines {result['seconds']:7.2f} s "
         f"{result['lines_per_s']:8.1f} lines/s  wire {result['wire_utilisation']:.3f}  "
-        f"CPU {us_per_line:5.1f} us/line  resends {result['resends']}"
+        f"CPU {us_per_line:5.1f} us/line  resends {result['resends']}  errors {result['errors']}"
     )
     return {
         "lines_per_s": float(result["lines_per_s"]),
@@ -102,7 +109,9 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         gcode = Path(tmp) / "tiny.gcode"
+        laser = Path(tmp) / "laser.gcode"
         tiny_segments(gcode, args.lines)
+        tiny_segments(laser, args.lines, "grbl")
         size = gcode.stat().st_size
         print(
             f"file: {args.lines} lines, {size} bytes, {args.baud} baud "
@@ -112,7 +121,7 @@ def main() -> None:
             "marlin one-per-ok (peer)", "marlin", ["--no-advanced-ok"], gcode, args.baud
         )
         adv = run_mode("marlin ADVANCED_OK", "marlin", [], gcode, args.baud)
-        grbl = run_mode("grbl char-counting", "grbl", [], gcode, args.baud)
+        grbl = run_mode("grbl char-counting", "grbl", [], laser, args.baud)
     print()
     for name, r in (("marlin ADVANCED_OK", adv), ("grbl char-counting", grbl)):
         print(

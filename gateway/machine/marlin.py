@@ -291,6 +291,7 @@ class MarlinProtocol(ControllerProtocol):
         self._max_length = max_line_length
         self._handshake_timeout = handshake_timeout
         self._state = _State.NEW
+        self._head_wire: tuple[object, int, bytes] | None = None
         self._out = bytearray()
         self._rx = bytearray()
         self._events: list[ProtocolEvent] = []
@@ -550,7 +551,13 @@ class MarlinProtocol(ControllerProtocol):
                     line = self._pending[0]
                 else:
                     return
-                wire = format_line(n, line.text)
+                cached = self._head_wire
+                if cached is not None and cached[0] is line and cached[1] == n:
+                    wire = cached[2]
+                else:
+                    # A line that does not fit yet is tried again on the next ok.
+                    wire = format_line(n, line.text)
+                    self._head_wire = (line, n, wire)
             if 0 <= self._recover_n < n:
                 return  # the re-sent line goes alone until it is acknowledged
             if flight and self._flight_bytes + len(wire) > self._rx_size:

@@ -65,11 +65,6 @@ async def print_file(
             response_timeout=response_timeout,
             max_line_length=max_line_length,
         )
-        try:
-            reader, writer = await open_port(port, baud)
-        except SerialPortError as err:
-            raise PrintError(str(err)) from err
-
         ready = asyncio.Event()
         done: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
         last_report = 0.0
@@ -94,7 +89,10 @@ async def print_file(
                 progress.flush()
 
         started = False
-        streamer = Streamer(core, reader, writer, on_event=on_event)
+        try:
+            streamer = await open_port(port, baud, lambda: Streamer(core, on_event=on_event))
+        except SerialPortError as err:
+            raise PrintError(str(err)) from err
         run = asyncio.create_task(streamer.run())
         try:
             try:

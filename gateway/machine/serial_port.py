@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import glob
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 import serial
 import serial_asyncio_fast
@@ -39,11 +41,16 @@ def resolve_port(spec: str) -> str:
     return matches[0]
 
 
-async def open_port(spec: str, baud: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open the port at ``baud`` 8N1 with no flow control."""
+P = TypeVar("P", bound=asyncio.Protocol)
+
+
+async def open_port(spec: str, baud: int, protocol_factory: Callable[[], P]) -> P:
+    """Open the port at ``baud`` 8N1 with no flow control, served by a new protocol."""
     path = resolve_port(spec)
     try:
-        return await serial_asyncio_fast.open_serial_connection(
+        _, protocol = await serial_asyncio_fast.create_serial_connection(
+            asyncio.get_running_loop(),
+            protocol_factory,
             url=path,
             baudrate=baud,
             bytesize=8,
@@ -59,3 +66,4 @@ async def open_port(spec: str, baud: int) -> tuple[asyncio.StreamReader, asyncio
             "(OctoPrint, a slicer) holds the port, and that the gateway user is in the dialout "
             "group (`ls -l /dev/serial/by-id/`)"
         ) from err
+    return cast(P, protocol)

@@ -211,21 +211,25 @@ class MachineService(Service):
             self._mark_dirty()
             try:
                 port = self._port()
-                reader, writer = await open_port(port, self.serial.baud)
+                core = make_core(
+                    self.machine.firmware,
+                    rx_buffer_size=self.serial.rx_buffer_size,
+                    response_timeout=self.serial.response_timeout,
+                    status_interval=self.serial.status_interval,
+                    max_line_length=line_limit(self.serial, self.machine.firmware),
+                )
+                streamer = await open_port(
+                    port,
+                    self.serial.baud,
+                    lambda core=core: Streamer(core, on_event=self._on_protocol_event),  # type: ignore[misc]
+                )
             except SerialPortError as err:
                 self._connection_lost(str(err))
                 self.ready.set()
                 await asyncio.sleep(backoff.next_delay())
                 continue
             log.info("serial port %s open at %d baud", port, self.serial.baud)
-            core = make_core(
-                self.machine.firmware,
-                rx_buffer_size=self.serial.rx_buffer_size,
-                response_timeout=self.serial.response_timeout,
-                status_interval=self.serial.status_interval,
-                max_line_length=line_limit(self.serial, self.machine.firmware),
-            )
-            self._streamer = Streamer(core, reader, writer, on_event=self._on_protocol_event)
+            self._streamer = streamer
             self.ready.set()
             self._reconnect.clear()
             run = asyncio.create_task(self._streamer.run(), name="machine:streamer")

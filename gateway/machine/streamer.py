@@ -58,25 +58,36 @@ class FileLines:
         self._fh.close()
 
 
-class Streamer:
-    """Drives ``core`` over an open serial stream until the port goes away."""
+class Streamer(asyncio.Protocol):
+    """Drives ``core`` over a serial port until the port goes away.
+
+    It is the port's asyncio protocol: bytes arrive in :meth:`data_received`
+    and go straight to the core, with no stream buffer or task switch per
+    reply, since on a Pi the per-``ok`` overhead is what limits tiny segments.
+    """
 
     def __init__(
         self,
         core: ControllerProtocol,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
         *,
         on_event: Callable[[ProtocolEvent], None],
-        tick_interval: float = 0.02,
+        tick_interval: float = 0.05,
+        coalesce: float = 0.004,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.core = core
-        self._reader = reader
-        self._writer = writer
+        # While two or more lines are in flight the controller has work queued, so
+        # replies may wait a few ms and be read together: fewer wake-ups per line,
+        # which is what a Pi Zero's CPU pays for on tiny segments.
+        self._coalesce = coalesce
+        self._reading_paused = False
         self._on_event = on_event
         self._tick_interval = tick_interval
         self._clock = clock
+        self._transport: asyncio.BaseTransport | None = None
+        self._lost: asyncio.Future[BaseException | None] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._source: FileLines | None = None
         self._source_finished = False
         self._offsets: deque[int] = deque()  # end offset of each line sent, not yet acked
@@ -88,6 +99,37 @@ class Streamer:
         self.bytes_written = 0
         #: Z of the last move sent (for layer changes; GRBL reports real positions).
         self.z: float | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._handle(self.core.receive(data, self._clock()))
+            self.pump()
+            if self._coalesce > 0 and self.core.in_flight > 1 and not self._reading_paused:
+                transport = self._transport
+                if isinstance(transport, asyncio.ReadTransport):
+                    transport.pause_reading()
+                    self._reading_paused = True
+                    asyncio.get_running_loop().call_later(self._coalesce, self._resume_reading)
+        except Exception as err:
+            # A bug must not leave the port half-driven: end the connection, and
+            # the service fails the job and reconnects.
+            if not self._lost.done():
+                self._lost.set_exception(err)
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        transport = self._transport
+        if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+            transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._lost.done():
+            self._lost.set_result(exc)
 
     # -- job source ---------------------------------------------------------------
 
@@ -160,8 +202,8 @@ class Streamer:
                 if "Z" in line:
                     self._track_z(line)
         out = core.data_to_send(now)
-        if out:
-            self._writer.write(out)
+        if out and self._transport is not None:
+            self._transport.write(out)  # type: ignore[attr-defined]
             self.bytes_written += len(out)
         if source is not None and source.exhausted and not self._source_finished and core.idle():
             self._source_finished = True
@@ -192,8 +234,13 @@ class Streamer:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self._tick_interval)
-            self._handle(self.core.tick(self._clock()))
-            self.pump()
+            try:
+                self._handle(self.core.tick(self._clock()))
+                self.pump()
+            except Exception as err:
+                if not self._lost.done():
+                    self._lost.set_exception(err)
+                return
 
     async def run(self) -> None:
         """Handshake, then serve until the port closes (raises SerialPortError)."""
@@ -201,21 +248,15 @@ class Streamer:
         self.pump()
         ticker = asyncio.create_task(self._ticker(), name="streamer:tick")
         try:
-            while True:
-                try:
-                    data = await self._reader.read(4096)
-                except (serial.SerialException, OSError) as err:
-                    raise SerialPortError(
-                        f"serial port lost: {err}; the controller was unplugged or reset"
-                    ) from err
-                if not data:
-                    raise SerialPortError(
-                        "serial port closed: the controller was unplugged or lost power"
-                    )
-                self._handle(self.core.receive(data, self._clock()))
-                self.pump()
+            exc = await self._lost
+            if isinstance(exc, serial.SerialException | OSError):
+                raise SerialPortError(
+                    f"serial port lost: {exc}; the controller was unplugged or reset"
+                ) from exc
+            raise SerialPortError("serial port closed: the controller was unplugged or lost power")
         finally:
             await cancel_and_wait([ticker])
             if self._source is not None:
                 self._source.close()
-            self._writer.close()
+            if self._transport is not None:
+                self._transport.close()
