@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite uses: a real MQTT broker, a real browser, ffmpeg
-# for timelapse videos.
-TEST_APT := mosquitto mosquitto-clients chromium ffmpeg
+# for timelapse videos, and the tools of the offline arm64 image check.
+TEST_APT := mosquitto mosquitto-clients chromium ffmpeg \
+            mmdebstrap qemu-user-static binfmt-support arch-test systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types pytest bench apt-test clean
+.PHONY: run test lint types pytest bench apt-test image clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -54,6 +55,10 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/camera.py
 	$(BIN)/python bench/web.py
+
+# The flashable Raspberry Pi OS image (pi-gen; needs the Raspberry Pi archive).
+image:
+	image-build/build.sh
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache test-artefacts

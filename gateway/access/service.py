@@ -144,7 +144,7 @@ class AccessService(Service):
         try:
             await self._restore(store)
             self._store = store
-            factory = make_pin_factory(self.config.gpio)
+            factory = make_pin_factory(self.config.gpio, state_dir=self.db_path.parent)
             outputs = Outputs.from_config(self.config.outputs, factory)
             self._outputs = outputs
             try:
