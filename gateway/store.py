@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 import sqlite_utils
 
@@ -21,15 +22,39 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+#: Held while a connection is opened and the file switched to WAL.  A new file
+#: starts in rollback-journal mode, where two connections creating tables at once
+#: can deadlock, and SQLite then answers "database is locked" at once instead of
+#: waiting; once the file is in WAL mode, writers simply queue on the busy timeout.
+_OPEN_LOCK = threading.Lock()
+
+
+def connect(
+    path: Path,
+    *,
+    isolation_level: Literal["DEFERRED", "IMMEDIATE", "EXCLUSIVE"] | None = "DEFERRED",
+) -> sqlite3.Connection:
+    """A connection to the shared database file, which is in WAL mode once this returns.
+
+    Every capability opens its connections here, so the switch to WAL happens
+    once, before any of them writes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _OPEN_LOCK:
+        conn = sqlite3.connect(
+            str(path), check_same_thread=False, timeout=10.0, isolation_level=isolation_level
+        )
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            conn.execute("PRAGMA journal_mode=wal")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
 def open_database(path: Path) -> sqlite_utils.Database:
     """Open (creating) the database at ``path`` in WAL mode, usable from any one thread."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
-    db = sqlite_utils.Database(conn)
-    db.enable_wal()
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    return db
+    return sqlite_utils.Database(connect(path))
 
 
 class Store:

@@ -38,6 +38,7 @@ from sqlite_utils import Database
 
 from gateway.access.errors import AccessError
 from gateway.access.members import AccessList, AccessListError, Member, Role
+from gateway.store import connect
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +162,7 @@ class AccessStore:
     @classmethod
     def open(cls, path: Path, machine_id: str) -> AccessStore:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
-            db = Database(conn)
-            db.enable_wal()
+            db = Database(connect(path))
             store = cls(db, machine_id)
             store._create_tables()
         except (OSError, sqlite3.Error) as err:

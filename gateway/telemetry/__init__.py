@@ -9,5 +9,5 @@ Public surface (import from the modules; this package imports nothing so that
   ``BrokerDisconnected``.
 * :func:`gateway.telemetry.fleet.run_fleet` -- the ``gateway fleet`` table.
 
-Topics and payloads are documented in ``TOPICS.md`` beside this file.
+Topics and payloads are documented in the README ("MQTT topics and payloads").
 """

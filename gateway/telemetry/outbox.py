@@ -23,6 +23,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from gateway.store import connect
 from gateway.telemetry.errors import OutboxError
 
 TABLE = "telemetry_outbox"
@@ -60,12 +61,9 @@ class Outbox:
         self._clock = clock
         self._lock = threading.Lock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            conn = connect(Path(path), isolation_level=None)
             self._conn = conn
             self._db = sqlite_utils.Database(conn)
-            self._db.enable_wal()
-            conn.execute("PRAGMA synchronous=NORMAL")
             # AUTOINCREMENT: ids never go back, even after the table empties, so
             # a reader's "after id N" cursor can never miss a new row.
             conn.execute(

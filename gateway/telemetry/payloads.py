@@ -3,7 +3,7 @@
 Nothing here touches the network, the clock or the database; the service hands
 in the values (including the time) and gets bytes back.  Every payload is a
 JSON object with ``schema`` (:data:`SCHEMA`) so subscribers can evolve with it.
-``TOPICS.md`` beside this module documents each topic and payload.
+The README ("MQTT topics and payloads") documents each topic and payload.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ class Gateway:
 
 async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **rules: Any) -> Gateway:
     factory = MockFactory()
-    monkeypatch.setattr(service_module, "make_pin_factory", lambda kind: factory)
+    monkeypatch.setattr(service_module, "make_pin_factory", lambda kind, **_: factory)
     list_path = tmp_path / "access.json"
     if not list_path.exists():
         list_path.write_bytes(access_list())
