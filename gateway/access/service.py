@@ -643,14 +643,16 @@ class AccessService(Service):
         snap = self.machine.snapshot
         if snap.lockout is None:
             raise CommandError("no_lockout", "The machine is not locked out.")
-        # Only a maintainer clears a lockout: the one badged in now, a maintainer named by
-        # member id (the web and MQTT layers authenticate the caller), or a shell on the Pi.
+        # Only a maintainer clears a lockout at the machine: the one badged in now, or one
+        # named by member id.  Remote callers are already authorised as admins (an admin
+        # token for the web API, the broker's ACL for MQTT) and so is a shell on the Pi;
+        # the record names the maintainer given, or the token or client.
         by = str(request.args.get("by") or "")
         session = snap.session
         if session is not None and session.role >= Role.MAINTAINER:
             by = by or session.member_id
-        elif request.origin == "cli":
-            by = by or request.actor or "cli"
+        elif not by and request.origin in ("cli", "web", "mqtt"):
+            by = f"{request.origin}:{request.actor or 'admin'}"
         else:
             member = self._list.by_id(by) if by else None
             role = member.role_on(self.machine_id) if member else None

@@ -360,6 +360,11 @@ class MachineService(Service):
         self._mark_dirty()
 
     def _fault(self, message: str, code: int | None) -> None:
+        if self.fault.startswith("emergency"):
+            # The firmware's own report of our e-stop (Marlin: "Printer halted. kill()
+            # called!"); the machine stays in e-stop, which says what to do next.
+            log.info("controller after emergency stop: %s", message)
+            return
         log.error("controller fault: %s", message)
         self.fault = message
         self.message = message

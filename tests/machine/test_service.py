@@ -140,6 +140,8 @@ async def test_emergency_stop_goes_first_and_blocks_new_jobs(rig: Rig, tmp_path:
         assert "M112" in fw.executed
     else:
         assert 0x18 in fw.realtime
+    await asyncio.sleep(0.3)  # the firmware's own halt report must not hide the e-stop
+    assert rig.machine.state.value == "estop"
     with pytest.raises(CommandError) as err:
         await rig.commands.call("start_job", {"file": "long.gcode"})
     assert err.value.code == "fault"
