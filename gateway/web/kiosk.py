@@ -104,6 +104,8 @@ async def kiosk_page(request: Request) -> HTMLResponse:
             ],
             "simulation": ctx.simulation and kiosk,
             "demo_badges": await demo_badges(request) if kiosk else [],
+            # The live view is for the touchscreen only; elsewhere the page shows no machine.
+            "camera": kiosk and ctx.gw.camera is not None,
             "initial": {"kiosk": kiosk, "state": sse.hello(ctx) if kiosk else None},
         },
         headers={"Cache-Control": "no-store"},
@@ -115,5 +117,9 @@ async def admin_page(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "admin.html",
-        {"version": gateway.__version__, "machine_name": web(request).gw.config.machine.name},
+        {
+            "version": gateway.__version__,
+            "machine_name": web(request).gw.config.machine.name,
+            "camera": web(request).gw.camera is not None,
+        },
     )

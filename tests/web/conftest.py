@@ -82,6 +82,7 @@ def make_config(
     access: bool = True,
     jobs: dict[str, Any] | None = None,
     web: dict[str, Any] | None = None,
+    camera: dict[str, Any] | None = None,
 ) -> GatewayConfig:
     state_dir.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, Any] = {
@@ -92,6 +93,8 @@ def make_config(
     }
     if jobs:
         overrides["jobs"] = jobs
+    if camera:
+        overrides["camera"] = camera
     overrides["access"] = access_section(state_dir) if access else {"enabled": False}
     return load_config(None, **overrides)
 

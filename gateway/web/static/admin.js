@@ -112,6 +112,7 @@
     token = "";
     sessionStorage.removeItem(KEY);
     if (streamAbort) streamAbort.abort();
+    stopCamera();
     $("who").hidden = true;
     $("tabs").hidden = true;
     for (const s of document.querySelectorAll(".tab")) s.hidden = true;
@@ -137,6 +138,7 @@
 
   function openTab(name) {
     tab = name;
+    if (name !== "camera") stopCamera();
     $("error").hidden = true;
     for (const b of document.querySelectorAll("nav button")) b.classList.toggle("active", b.dataset.tab === name);
     for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== "tab-" + name;
@@ -337,18 +339,17 @@
     }
   }
 
-  document.addEventListener("click", async (ev) => {
-    const b = ev.target.closest("button[data-csv]");
-    if (!b) return;
+  // A link cannot send the token: the file is fetched, then saved from a blob URL.
+  async function download(path, fallbackName) {
     try {
-      const r = await fetch(b.dataset.csv, { headers: headers() });
+      const r = await fetch(path, { headers: headers() });
       if (!r.ok) throw new Error(message(await r.json().catch(() => ({})), r));
       const blob = await r.blob();
       const disposition = r.headers.get("Content-Disposition") || "";
       const match = /filename="([^"]+)"/.exec(disposition);
       const a = document.createElement("a");
       a.href = URL.createObjectURL(blob);
-      a.download = match ? match[1] : "export.csv";
+      a.download = match ? match[1] : fallbackName;
       document.body.appendChild(a);
       a.click();
       a.remove();
@@ -356,6 +357,11 @@
     } catch (err) {
       fail(err);
     }
+  }
+
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-csv]");
+    if (b) download(b.dataset.csv, "export.csv");
   });
 
   // -- access list and lockout ----------------------------------------------------------------
@@ -418,6 +424,82 @@
       loadTokens();
     } catch (err) { fail(err); }
   });
+
+  // -- camera ------------------------------------------------------------------------------
+  // An <img> cannot send the token either: each snapshot is fetched and shown from a blob
+  // URL, the previous one released.  Only while the Camera tab is open and visible.
+
+  const SNAPSHOT_MS = 2000;
+  let cameraRun = 0;      // one refresh loop at a time: a new one ends the old
+  let snapshotUrl = "";
+
+  function stopCamera() {
+    cameraRun++;
+    const img = $("cam-snapshot");
+    if (img) img.removeAttribute("src");
+    if (snapshotUrl) URL.revokeObjectURL(snapshotUrl);
+    snapshotUrl = "";
+  }
+
+  async function showSnapshot(run) {
+    const caption = $("cam-caption");
+    try {
+      const r = await fetch("/api/camera/snapshot.jpg", { headers: headers() });
+      if (!r.ok) {
+        const data = await r.json().catch(() => ({}));
+        if (r.status === 401) signOut("The token was refused: " + message(data, r));
+        throw new Error(message(data, r));
+      }
+      const blob = await r.blob();
+      if (run !== cameraRun) return;
+      const old = snapshotUrl;
+      snapshotUrl = URL.createObjectURL(blob);
+      $("cam-snapshot").src = snapshotUrl;
+      if (old) URL.revokeObjectURL(old);
+      caption.textContent = "Taken at " + new Date().toLocaleTimeString();
+    } catch (err) {
+      if (run === cameraRun) caption.textContent = "No picture: " + err.message;
+    }
+  }
+
+  function renderCameraStatus(s) {
+    facts("cam-facts", [
+      ["Camera", s.running ? "running (" + s.backend + ")" : "not running"],
+      ["Error", s.error],
+      ["Picture", s.width + " \u00d7 " + s.height + " at " + s.fps + " fps (" + s.measured_fps + " measured)"],
+      ["Live viewers", s.viewers + " of at most " + s.max_viewers],
+      ["Alerts", s.alerts.map((a) => a.message).join("; ") || "none"],
+      ["Timelapse", s.timelapse.mode === "off" ? "off" : s.timelapse.mode +
+        (s.timelapse.recording_job_id != null ? ", recording job " + s.timelapse.recording_job_id : "")],
+    ]);
+  }
+
+  async function loadTimelapses() {
+    const items = await api("GET", "/api/camera/timelapses");
+    rows("timelapses", items, (t) => [t.job_id, t.file, t.error ? t.state + ": " + t.error : t.state,
+      when(t.started_at), t.frames, t.size_bytes ? size(t.size_bytes) : null,
+      t.video_url ? button("Download", () => download(t.video_url, "job-" + t.job_id + "-timelapse.mp4"))
+        : ""]);
+  }
+
+  async function loadCamera() {
+    stopCamera();
+    const run = cameraRun;
+    loadTimelapses().catch(fail);
+    while (run === cameraRun && tab === "camera" && token) {
+      if (document.visibilityState === "visible") {
+        await showSnapshot(run);
+        try {
+          const s = await api("GET", "/api/camera/status");
+          if (run === cameraRun) renderCameraStatus(s);
+        } catch (err) {
+          if (run === cameraRun) facts("cam-facts", [["Camera", err.message]]);
+        }
+      }
+      await new Promise((res) => setTimeout(res, SNAPSHOT_MS));
+    }
+  }
+  loaders.camera = loadCamera;
 
   if (token) signIn();
 })();

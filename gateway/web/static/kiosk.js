@@ -153,6 +153,37 @@
     }
   }
 
+  // -- camera -------------------------------------------------------------------------------
+
+  // The live view streams only while its screen is shown and the page is visible: every
+  // open stream costs the Pi JPEG copies and the browser decoding.  Clearing src ends it.
+  const RETRY_MS = 5000;
+
+  function liveViews() {
+    const visible = document.visibilityState === "visible";
+    for (const img of document.querySelectorAll(".live-img")) {
+      const want = visible && img.offsetParent !== null;
+      if (want && !img.getAttribute("src") && !img.dataset.retry) {
+        img.src = img.dataset.src + "?t=" + Date.now();
+      } else if (!want && img.getAttribute("src")) {
+        img.removeAttribute("src");
+      }
+    }
+  }
+
+  for (const img of document.querySelectorAll(".live-img")) {
+    const off = img.parentNode.querySelector(".live-off");
+    img.addEventListener("load", () => { off.hidden = true; });
+    img.addEventListener("error", () => {
+      if (!img.getAttribute("src")) return;  // cleared on purpose
+      img.removeAttribute("src");
+      off.hidden = false;
+      img.dataset.retry = "1";
+      setTimeout(() => { delete img.dataset.retry; liveViews(); }, RETRY_MS);
+    });
+  }
+  document.addEventListener("visibilitychange", liveViews);
+
   // -- rendering --------------------------------------------------------------------------
 
   function stopped() {
@@ -347,6 +378,7 @@
       closeConfirm();
     }
     show(screen);
+    liveViews();
     placeSimPanel(screen);
     placeDenial(screen);
     if (screen !== current) {
@@ -413,7 +445,15 @@
   function connect() {
     const es = new EventSource("/api/events");
     const on = (name, fn) => es.addEventListener(name, (m) => { fn(JSON.parse(m.data)); render(); });
-    es.onopen = () => { $("live-dot").classList.add("live"); $("toast").hidden = true; };
+    let opened = false;
+    es.onopen = () => {
+      $("live-dot").classList.add("live");
+      $("toast").hidden = true;
+      // Back after the gateway was away: its live view streams ended with it.
+      if (opened) for (const img of document.querySelectorAll(".live-img")) img.removeAttribute("src");
+      opened = true;
+      liveViews();
+    };
     // "error" is both the machine's error topic and EventSource's connection-lost event.
     es.addEventListener("error", (ev) => {
       if (ev.data) return;  // a machine error: the state that follows says what to do
