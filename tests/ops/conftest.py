@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +78,16 @@ class Daemon:
             self.proc.kill()
             _, err = self.proc.communicate(timeout=10)
             raise AssertionError(f"the daemon printed no URL:\n{err}")
+        # Started is not settled: wait until the machine has connected to its
+        # simulated controller, so its records exist before a test reads them.
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "api/status", timeout=5).json()["state"] == "idle":
+                    return
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the daemon's machine never became idle")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
