@@ -9,7 +9,6 @@ with a message that says what to check.
 from __future__ import annotations
 
 import asyncio
-import glob
 from collections.abc import Callable
 from typing import TypeVar, cast
 
@@ -17,6 +16,7 @@ import serial
 import serial_asyncio_fast
 
 from gateway.machine.errors import MachineError
+from gateway.ports import match_port
 
 
 class SerialPortError(MachineError):
@@ -25,9 +25,7 @@ class SerialPortError(MachineError):
 
 def resolve_port(spec: str) -> str:
     """Return the one device path ``spec`` names (a path or a glob)."""
-    if not any(ch in spec for ch in "*?["):
-        return spec
-    matches = sorted(glob.glob(spec))
+    matches = match_port(spec)
     if not matches:
         raise SerialPortError(
             f"no serial port matches {spec!r}; is the controller plugged in and powered? "

@@ -15,7 +15,6 @@ only the newest is sent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from typing import Any
 from gateway.access.events import AccessState
 from gateway.bus import Event
 from gateway.machine.events import MachineStatus
+from gateway.tasks import cancel_and_wait
 from gateway.web.context import WebContext
 
 HEARTBEAT = 15.0
@@ -77,10 +77,7 @@ async def stream(ctx: WebContext) -> AsyncIterator[str]:
                             return_when=asyncio.FIRST_COMPLETED,
                         )
                     finally:
-                        if not get.done():
-                            get.cancel()
-                            with contextlib.suppress(asyncio.CancelledError):
-                                await get
+                        await cancel_and_wait([get])
                     if get not in done or get.cancelled():
                         if not ctx.stopping.is_set():
                             yield ": keep-alive\n\n"
@@ -96,8 +93,6 @@ async def stream(ctx: WebContext) -> AsyncIterator[str]:
                     if chunk:
                         yield chunk
             finally:
-                stopping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stopping
+                await cancel_and_wait([stopping])
     finally:
         ctx.metrics.live_streams -= 1

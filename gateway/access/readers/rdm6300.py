@@ -13,7 +13,6 @@ on many fobs is the decimal value of the last 8).
 from __future__ import annotations
 
 import asyncio
-import glob
 import logging
 from collections.abc import AsyncIterator
 from enum import Enum, auto
@@ -23,6 +22,7 @@ import serial_asyncio_fast
 from gateway.access.errors import AccessError
 from gateway.access.readers.base import BadgeReader, RejectedFrame
 from gateway.backoff import Backoff
+from gateway.ports import match_port
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,7 @@ class Rdm6300Decoder:
 def resolve_port(spec: str) -> str:
     """The one device path ``spec`` names: a path, or a glob such as
     ``/dev/serial/by-id/usb-*RDM*`` that survives re-plugging into another socket."""
-    if not any(ch in spec for ch in "*?["):
-        return spec
-    matches = sorted(glob.glob(spec))
+    matches = match_port(spec)
     if not matches:
         raise AccessError(
             f"no serial port matches {spec!r}; is the badge reader plugged in? "
