@@ -53,8 +53,14 @@ def connect(
 
 
 def open_database(path: Path) -> sqlite_utils.Database:
-    """Open (creating) the database at ``path`` in WAL mode, usable from any one thread."""
-    return sqlite_utils.Database(connect(path))
+    """Open (creating) the database at ``path`` in WAL mode, usable from any one thread.
+
+    The connection autocommits: each statement is its own transaction, so no
+    read snapshot is ever upgraded to a write, which WAL refuses at once with
+    "database is locked" when another connection wrote meanwhile.  Callers whose
+    writes must be atomic together say ``BEGIN IMMEDIATE`` themselves.
+    """
+    return sqlite_utils.Database(connect(path, isolation_level=None))
 
 
 class Store:
