@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,8 +26,6 @@ from gateway.camera.timelapse import TimelapseState, TimelapseStore
 from gateway.commands import CommandError, CommandRouter
 from gateway.machine.events import JobFinished, JobStarted, LayerChanged, MachineStatus
 from gateway.supervisor import ServiceFailed, Supervisor
-
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 
 
 def job_started(job_id: int) -> JobStarted:
@@ -68,7 +65,6 @@ async def next_event(sub: Subscription[Any], timeout: float = 10.0) -> Any:
 # ---------------------------------------------------------------------- timelapse
 
 
-@needs_ffmpeg
 async def test_a_simulated_job_gets_a_listed_downloadable_mp4(
     camera_config: Callable[..., Any],
     camera_service: Callable[..., Any],
@@ -123,7 +119,6 @@ async def test_a_simulated_job_gets_a_listed_downloadable_mp4(
     assert sorted(p.name for p in folder.iterdir()) == ["timelapse.json", "timelapse.mp4"]
 
 
-@needs_ffmpeg
 async def test_interval_mode_records_while_the_job_runs(
     camera_config: Callable[..., Any], camera_service: Callable[..., Any]
 ) -> None:
@@ -158,7 +153,6 @@ async def test_a_job_without_pictures_leaves_no_timelapse(
         assert await service.timelapse_list() == []
 
 
-@needs_ffmpeg
 async def test_a_recording_cut_short_by_a_restart_is_finished_and_rendered(
     camera_config: Callable[..., Any], camera_service: Callable[..., Any], tmp_path: Path
 ) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -29,8 +28,6 @@ from gateway.camera.timelapse import (
     plan_retention,
 )
 from gateway.machine.events import JobFinished, JobStarted, LayerChanged, MachineStatus
-
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 
 
 def started(job_id: int, file: str = "part.gcode") -> JobStarted:
@@ -266,7 +263,6 @@ def probe(path: Path) -> dict[str, object]:
     return data
 
 
-@needs_ffmpeg
 async def test_render_makes_an_h264_mp4(tmp_path: Path) -> None:
     write_frames(tmp_path, 12)
     video = await render.render_video(tmp_path, tmp_path / "timelapse.mp4", 24, 60)
@@ -279,7 +275,6 @@ async def test_render_makes_an_h264_mp4(tmp_path: Path) -> None:
     assert not (tmp_path / "timelapse.partial.mp4").exists()
 
 
-@needs_ffmpeg
 async def test_render_falls_back_to_mpeg4_and_evens_odd_sizes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -291,7 +286,6 @@ async def test_render_falls_back_to_mpeg4_and_evens_odd_sizes(
     assert stream["codec_name"] == "mpeg4" and (stream["width"], stream["height"]) == (320, 240)
 
 
-@needs_ffmpeg
 async def test_render_failures_are_timelapse_errors(tmp_path: Path) -> None:
     with pytest.raises(TimelapseError, match="ffmpeg could not"):
         await render.render_video(tmp_path, tmp_path / "none.mp4", 24, 60)

@@ -55,7 +55,7 @@ def gateway_print(
             "--baud",
             baud,
             "--json",
-                    ],
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -8,7 +8,6 @@ Screenshots go to ``test-artefacts/screenshots/`` (40-...).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -97,9 +96,7 @@ async def wait_viewers(gw: Gateway, count: int) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium")
 async def test_live_view_on_the_kiosk_and_snapshots_in_admin(tmp_path: Path, kit: Any) -> None:
-    pytest.importorskip("playwright.async_api")
     from playwright.async_api import async_playwright, expect
 
     config = kit.make_config(tmp_path / "state", time_scale=1.0, camera=CAMERA)

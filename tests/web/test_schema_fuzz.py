@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode, checks
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from schemathesis import GenerationMode, checks  # noqa: E402
-
-from gateway.web.auth import Scope  # noqa: E402
+from gateway.web.auth import Scope
 
 pytestmark = pytest.mark.timeout(150)
 
