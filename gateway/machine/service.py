@@ -182,7 +182,8 @@ class MachineService(Service):
     # -- lifetime -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._store = store = Store(self.db_path, "machine")
+        # Opening creates the file and switches it to WAL: SD-card I/O, off the loop.
+        self._store = store = await asyncio.to_thread(Store, self.db_path, "machine")
         try:
             await store.run(records.ensure_schema, store.db)
             closed = await store.run(records.close_interrupted, store.db)
