@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite uses: a real MQTT broker, a real browser, ffmpeg
 # for timelapse videos, and the tools of the offline arm64 image check.
-TEST_APT := mosquitto mosquitto-clients chromium ffmpeg \
+TEST_APT := mosquitto mosquitto-clients chromium ffmpeg qemu-system-arm e2fsprogs cpio \
             mmdebstrap qemu-user-static binfmt-support arch-test systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
