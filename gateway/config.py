@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.access.config import AccessConfig
 from gateway.camera.config import CameraConfig
+from gateway.ledger.config import LedgerConfig
+from gateway.metering.config import MeteringConfig
 from gateway.telemetry.config import TelemetryConfig
 
 
@@ -160,6 +162,8 @@ class GatewayConfig(BaseSettings):
     access: AccessConfig = AccessConfig(enabled=False)
     telemetry: TelemetryConfig = TelemetryConfig()
     camera: CameraConfig = CameraConfig()
+    metering: MeteringConfig = MeteringConfig()
+    ledger: LedgerConfig = LedgerConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @classmethod
