@@ -20,6 +20,7 @@ from gateway.commands import CommandRouter
 from gateway.config import GatewayConfig
 from gateway.machine.service import MachineService
 from gateway.machine.sim.service import SimulatorService
+from gateway.metering.service import MeteringService
 from gateway.ops.notify import Notifier, SystemdService
 from gateway.supervisor import Supervisor
 from gateway.telemetry.service import TelemetryService
@@ -39,6 +40,7 @@ class Gateway:
     access: AccessService | None = None
     telemetry: TelemetryService | None = None
     camera: CameraService | None = None
+    metering: MeteringService | None = None
     web: WebService | None = None
 
     @property
@@ -101,6 +103,16 @@ def build(config: GatewayConfig) -> Gateway:
     if config.camera.enabled:
         gw.camera = CameraService(config.camera, config.storage.state_dir, bus, commands)
         supervisor.add(gw.camera)
+    if config.metering.enabled:
+        gw.metering = MeteringService(
+            config.metering,
+            bus=bus,
+            commands=commands,
+            simulation=config.simulation.enabled,
+            telemetry=config.telemetry,
+            machine_id=config.machine.id,
+        )
+        supervisor.add(gw.metering)
     gw.web = WebService(config.web, create_app(gw))
     supervisor.add(gw.web)
     # Last, so that READY=1 goes to systemd once every other service has started.

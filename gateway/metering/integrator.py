@@ -50,7 +50,8 @@ class Interval:
     wh: float
     mean_w: float
     estimated: bool = False
-    reason: str | None = None  # gap | read_failed | rejected | counter_reset | counter_wrap
+    #: gap | read_failed | rejected | counter_reset | counter_wrap | counter_jump
+    reason: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -63,6 +64,7 @@ class IntegratorStats:
     rejected: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     resets: int = 0
+    counter_jumps: int = 0  # deltas larger than max power could count
     wraps: int = 0
     estimated_intervals: int = 0
     estimated_seconds: float = 0.0
@@ -163,8 +165,8 @@ class EnergyIntegrator:
         # More than the meter's maximum power could have counted (+1 Wh of resolution):
         # a corrupted register or a swapped meter, not energy.
         if delta > self.max_power_w * dt / 3600.0 + 1.0:
-            self.stats.rejected += 1
-            return None, "rejected"
+            self.stats.counter_jumps += 1
+            return None, "counter_jump"
         return delta, note
 
     @property
