@@ -423,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     ro = sub.add_parser("relay-off", help="drive the relay pin off (systemd ExecStopPost)")
     ro.add_argument("--config", "-c", help="the gateway's config file")
     ro.set_defaults(func=cmd_relay_off)
+
+    from gateway.ledger.cli import add_parser as add_ledger_parser
+
+    add_ledger_parser(sub)
     return p
 
 

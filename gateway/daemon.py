@@ -18,6 +18,7 @@ from gateway.bus import EventBus
 from gateway.camera.service import CameraService
 from gateway.commands import CommandRouter
 from gateway.config import GatewayConfig
+from gateway.ledger.service import LedgerService
 from gateway.machine.service import MachineService
 from gateway.machine.sim.service import SimulatorService
 from gateway.metering.service import MeteringService
@@ -41,6 +42,7 @@ class Gateway:
     telemetry: TelemetryService | None = None
     camera: CameraService | None = None
     metering: MeteringService | None = None
+    ledger: LedgerService | None = None
     web: WebService | None = None
 
     @property
@@ -103,6 +105,18 @@ def build(config: GatewayConfig) -> Gateway:
     if config.camera.enabled:
         gw.camera = CameraService(config.camera, config.storage.state_dir, bus, commands)
         supervisor.add(gw.camera)
+    if config.metering.enabled and config.ledger.enabled:
+        # Before metering, so that it listens before the first usage record is closed.
+        gw.ledger = LedgerService(
+            config.ledger,
+            machine_id=config.machine.id,
+            db_path=config.storage.database,
+            state_dir=config.storage.state_dir,
+            bus=bus,
+            commands=commands,
+            telemetry=config.telemetry,
+        )
+        supervisor.add(gw.ledger)
     if config.metering.enabled:
         gw.metering = MeteringService(
             config.metering,

@@ -1,0 +1,103 @@
+"""The ledger's retained copy on the MQTT broker, for ``gateway ledger verify --from-broker``.
+
+Under ``<prefix>/ledger/`` (all retained, QoS 1):
+
+* ``public_key``: ``{"algorithm": "Ed25519", "public_key": <base64>, "key_id", "machine_id"}``
+* ``record/<seq>``: each record in its signed JSON form, published in seq order;
+* ``head``: ``{"seq", "hash"}`` of the newest record, published after it.
+
+Published by its own small client (telemetry's outbox carries the records as
+``event/ledger`` for live subscribers; this copy is what a verifier reads back
+later).  How far it got is kept in the ledger table's meta, so a restart or an
+outage resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import aiomqtt
+
+from gateway.backoff import Backoff
+from gateway.ledger.store import LedgerStore
+from gateway.telemetry.config import TelemetryConfig
+
+log = logging.getLogger(__name__)
+
+PAGE = 200
+
+
+def topics(prefix: str) -> dict[str, str]:
+    base = f"{prefix}/ledger"
+    return {"key": f"{base}/public_key", "head": f"{base}/head", "records": f"{base}/record"}
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class BrokerMirror:
+    def __init__(
+        self,
+        store: LedgerStore,
+        broker: TelemetryConfig,
+        *,
+        prefix: str,
+        key_document: dict[str, Any],
+        client_id: str,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._store = store
+        self._broker = broker
+        self.topics = topics(prefix)
+        self._key_document = key_document
+        self._client_id = client_id
+        self._backoff = backoff or Backoff(initial=1.0, maximum=60.0)
+        self.wake = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        b = self._broker
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    b.host,
+                    b.port,
+                    username=b.username,
+                    password=b.password.get_secret_value() if b.password else None,
+                    identifier=self._client_id,
+                    keepalive=b.keepalive,
+                    timeout=10.0,
+                ) as client:
+                    await client.publish(
+                        self.topics["key"], _json(self._key_document), qos=1, retain=True
+                    )
+                    self.connected.set()
+                    self._backoff.reset()
+                    await self._mirror(client)
+            except aiomqtt.MqttError as err:
+                self.connected.clear()
+                delay = self._backoff.next_delay()
+                log.info("ledger: broker copy paused (%s); retrying in %.1f s", err, delay)
+                await asyncio.sleep(delay)
+
+    async def _mirror(self, client: aiomqtt.Client) -> None:
+        while True:
+            self.wake.clear()
+            done = await asyncio.to_thread(self._store.cursor, "published")
+            records = await asyncio.to_thread(self._store.records, done, PAGE)
+            if not records:
+                await self.wake.wait()
+                continue
+            for r in records:
+                await client.publish(
+                    f"{self.topics['records']}/{r.seq}", _json(r.as_dict()), qos=1, retain=True
+                )
+            last = records[-1]
+            await client.publish(
+                self.topics["head"], _json({"seq": last.seq, "hash": last.hash}), qos=1, retain=True
+            )
+            await asyncio.to_thread(self._store.set_cursor, "published", last.seq)
