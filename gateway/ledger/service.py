@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from gateway.backoff import Backoff
 from gateway.bus import Event, EventBus
 from gateway.commands import CommandError, CommandRequest, CommandRouter
 from gateway.ledger import keys
@@ -81,6 +82,7 @@ class LedgerService(Service):
         commands: CommandRouter,
         telemetry: TelemetryConfig | None = None,
         mirror: BrokerMirror | None = None,
+        webhook_backoff: Backoff | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -92,6 +94,7 @@ class LedgerService(Service):
         self.store: LedgerStore | None = None
         self.mirror: BrokerMirror | None = mirror
         self.webhook: Webhook | None = None
+        self._webhook_backoff = webhook_backoff
         self.appended = 0
         commands.register("ledger_key", self._key_command)
         commands.register("ledger_correct", self._correct_command)
@@ -119,7 +122,9 @@ class LedgerService(Service):
                 if self.mirror is not None:
                     tg.create_task(self.mirror.run())
                 if self.config.webhook.url is not None:
-                    self.webhook = Webhook(store, self.config.webhook, public_key=public)
+                    self.webhook = Webhook(
+                        store, self.config.webhook, public_key=public, backoff=self._webhook_backoff
+                    )
                     tg.create_task(self.webhook.run())
                 tg.create_task(self._record(sub))
                 log.info("ledger: %d records, key %s", len(store), key_id(key.public_key()))
