@@ -95,6 +95,7 @@ class MeteringService(Service):
         self.last_session: dict[str, Any] | None = None
         self._read_lock = asyncio.Lock()
         self._problem_since: str | None = None
+        self._mismatch_reported = False
         commands.register("usage", self._usage_command)
 
     # ------------------------------------------------------------------ lifetime
@@ -186,6 +187,16 @@ class MeteringService(Service):
         if self._problem_since is not None:
             log.info("metering: the meter answers again (%s)", meter.kind)
             self._problem_since = None
+        if self.integrator.mismatch and not self._mismatch_reported:
+            self._mismatch_reported = True
+            s = self.integrator.stats
+            log.warning(
+                "metering: the meter's counter (%.1f Wh) and its integrated power (%.1f Wh) "
+                "disagree by more than 5 %%; check the meter (a second load on its circuit, "
+                "a failing current transformer)",
+                s.counted_wh,
+                s.integrated_wh,
+            )
         if interval is not None:
             if interval.estimated:
                 log.info(
@@ -339,6 +350,7 @@ class MeteringService(Service):
             "failures": dict(stats.failures),
             "estimated_seconds": round(stats.estimated_seconds, 1),
             "counter_resets": stats.resets,
+            "counter_mismatch": self.integrator.mismatch,
         }
 
     async def _usage_command(self, request: CommandRequest) -> dict[str, Any]:

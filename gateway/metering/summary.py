@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from gateway.metering.pricing import PriceRules, Quote, Usage, price
@@ -14,8 +15,10 @@ def session_quote(s: SessionUsage, rules: PriceRules) -> Quote:
 
 
 def job_quote(j: JobUsage, rules: PriceRules) -> Quote:
-    """A job's share at its session's rates (busy time, energy, material)."""
-    return price(Usage(j.busy_seconds, 0.0, j.energy_wh, j.grams), rules)
+    """A job's share at its session's rates (busy time, energy, material), for
+    information: billing is per session, so no minimum charge and no free minutes."""
+    share = rules.model_copy(update={"minimum_charge": Decimal(0), "free_minutes": {}})
+    return price(Usage(j.busy_seconds, 0.0, j.energy_wh, j.grams), share)
 
 
 def usage_text(minutes: float, energy_wh: float, grams: float, quote: Quote) -> str:

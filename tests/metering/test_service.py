@@ -146,3 +146,32 @@ async def test_a_counter_reset_is_counted_and_energy_keeps_adding_up() -> None:
         assert service.integrator.stats.resets == 1
         assert session.estimated  # the interval across the reset could not be cross-checked
         assert session.energy_wh == pytest.approx(at_end - at_start, rel=0.05)
+
+
+async def test_a_shelly_over_http_meters_a_session() -> None:
+    from gateway.metering.meters.networked_twins import ShellyHttpTwin
+
+    async with ShellyHttpTwin() as twin:
+        twin.set_extra_power(592.0)
+        cfg = config(meter="shelly_http", url=twin.url, sample_interval=0.1)
+        bus = EventBus()
+        service = MeteringService(cfg, bus=bus, commands=CommandRouter())
+        task = asyncio.create_task(service.run())
+        try:
+            await asyncio.wait_for(service.ready.wait(), 10)
+            await until(lambda: service.last_reading is not None)
+            with bus.subscribe(SessionUsageClosed) as closed:
+                at_start = twin.energy_wh
+                start_session(bus)
+                await asyncio.sleep(1.5)
+                bus.publish(SessionEnded(session_id="s1", member_id="m-ada", reason="badge_out",
+                                         duration=1.5, jobs=0))
+                at_end = twin.energy_wh
+                session = await asyncio.wait_for(closed.get(), 5)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert session.energy_wh == pytest.approx(at_end - at_start, rel=0.05)
+    assert service.usage()["power_w"] == pytest.approx(600.0)
+    assert not service.usage()["counter_mismatch"]

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -81,7 +82,7 @@ class ShellyHttpTwin(_Device):
     def __init__(self, load: SimulatedLoadConfig | None = None) -> None:
         super().__init__(load)
         self.url = ""
-        self.requests: list[str] = []
+        self.requests: deque[str] = deque(maxlen=1000)
         self.fail_next = 0  # answer 500 to the next N requests
         self.unplugged = False  # close connections without answering
         self._server: asyncio.Server | None = None

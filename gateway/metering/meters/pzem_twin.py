@@ -21,6 +21,7 @@ import math
 import os
 import time
 import tty
+from collections import deque
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -36,6 +37,8 @@ from gateway.metering.meters import pzem
 from gateway.metering.meters.load import EnergyCounter, SimulatedLoad
 
 log = logging.getLogger(__name__)
+
+HISTORY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,8 @@ class PzemTwin:
         self.counter = EnergyCounter()
         self.address = address
         self.path = ""
-        self.reads: list[TwinRead] = []
+        #: The newest answers (bounded: the twin also runs for days in `make run`).
+        self.reads: deque[TwinRead] = deque(maxlen=HISTORY)
         self.corrupt_replies = 0  # the next N replies get a broken CRC
         self.drop_replies = 0  # the next N requests get no reply (a timeout)
         self.unplugged = False

@@ -45,6 +45,7 @@ class UsageNow(BaseModel):
     failures: dict[str, int]
     estimated_seconds: float
     counter_resets: int
+    counter_mismatch: bool
 
 
 class LedgerKey(BaseModel):
