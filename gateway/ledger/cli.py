@@ -111,6 +111,8 @@ async def read_broker(
             if not body:
                 continue
             topic = message.topic.value
+            if topic == names["conflict"]:
+                continue
             data = json.loads(body)
             if topic == names["key"]:
                 key = data.get("public_key")

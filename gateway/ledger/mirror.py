@@ -4,7 +4,11 @@ Under ``<prefix>/ledger/`` (all retained, QoS 1):
 
 * ``public_key``: ``{"algorithm": "Ed25519", "public_key": <base64>, "key_id", "machine_id"}``
 * ``record/<seq>``: each record in its signed JSON form, published in seq order;
-* ``head``: ``{"seq", "hash"}`` of the newest record, published after it.
+* ``head``: ``{"seq", "hash"}`` of the newest record, published after it;
+* ``conflict``: published instead of overwriting when the broker's head is not a
+  record of this gateway's chain (an older backup was restored, or the state
+  folder was replaced): the broker keeps the chain it had, and the operator
+  decides (move the old copy aside by clearing those retained topics).
 
 Published by its own small client (telemetry's outbox carries the records as
 ``event/ledger`` for live subscribers; this copy is what a verifier reads back
@@ -28,11 +32,17 @@ from gateway.telemetry.config import TelemetryConfig
 log = logging.getLogger(__name__)
 
 PAGE = 200
+HEAD_WAIT = 2.0  # seconds to wait for the broker's retained head after subscribing
 
 
 def topics(prefix: str) -> dict[str, str]:
     base = f"{prefix}/ledger"
-    return {"key": f"{base}/public_key", "head": f"{base}/head", "records": f"{base}/record"}
+    return {
+        "key": f"{base}/public_key",
+        "head": f"{base}/head",
+        "records": f"{base}/record",
+        "conflict": f"{base}/conflict",
+    }
 
 
 def _json(value: Any) -> bytes:
@@ -58,6 +68,8 @@ class BrokerMirror:
         self._backoff = backoff or Backoff(initial=1.0, maximum=60.0)
         self.wake = asyncio.Event()
         self.connected = asyncio.Event()
+        #: Why the copy stopped (the broker's head is not in this chain), else None.
+        self.conflict: str | None = None
 
     async def run(self) -> None:
         b = self._broker
@@ -77,12 +89,59 @@ class BrokerMirror:
                     )
                     self.connected.set()
                     self._backoff.reset()
+                    if await self._conflicts(client):
+                        await asyncio.Event().wait()  # parked until the daemon restarts
                     await self._mirror(client)
             except aiomqtt.MqttError as err:
                 self.connected.clear()
                 delay = self._backoff.next_delay()
                 log.info("ledger: broker copy paused (%s); retrying in %.1f s", err, delay)
                 await asyncio.sleep(delay)
+
+    async def _broker_head(self, client: aiomqtt.Client) -> tuple[int, str] | None:
+        """The retained head on the broker, if any (retained messages come at once)."""
+        await client.subscribe(self.topics["head"], qos=1)
+        head: tuple[int, str] | None = None
+        try:
+            async with asyncio.timeout(HEAD_WAIT):
+                async for message in client.messages:
+                    if message.topic.value != self.topics["head"]:
+                        continue
+                    body = message.payload if isinstance(message.payload, bytes) else b""
+                    if body:
+                        data = json.loads(body)
+                        head = (int(data["seq"]), str(data["hash"]))
+                    break
+        except TimeoutError:
+            pass
+        except (ValueError, KeyError, TypeError):
+            log.warning("ledger: the broker's %s is not a ledger head", self.topics["head"])
+        await client.unsubscribe(self.topics["head"])
+        return head
+
+    async def _conflicts(self, client: aiomqtt.Client) -> bool:
+        broker = await self._broker_head(client)
+        if broker is None:
+            return False
+        seq, digest = broker
+        local = await asyncio.to_thread(self._store.get, seq)
+        if local is not None and local.hash == digest:
+            return False
+        mine = await asyncio.to_thread(self._store.head)
+        self.conflict = (
+            f"the broker holds ledger records up to seq {seq} that are not this gateway's "
+            f"(its head is seq {mine[0] if mine else 0}): was an older backup restored? "
+            "The broker's copy is left as it was; compare both with `gateway ledger verify` "
+            f"and `--from-broker`, then clear {self.topics['records']}/# to start a new copy"
+        )
+        log.error("ledger: %s", self.conflict)
+        document = {
+            "broker_head": {"seq": seq, "hash": digest},
+            "gateway_head": {"seq": mine[0], "hash": mine[1]} if mine else None,
+            "message": self.conflict,
+        }
+        await client.publish(self.topics["conflict"], _json(document), qos=1, retain=True)
+        return True
 
     async def _mirror(self, client: aiomqtt.Client) -> None:
         while True:

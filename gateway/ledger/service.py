@@ -174,7 +174,12 @@ class LedgerService(Service):
         doc = self.key_document()
         assert self.store is not None
         head = await asyncio.to_thread(self.store.head)
-        return {**doc, "records": head[0] if head else 0, "head_hash": head[1] if head else ""}
+        return {
+            **doc,
+            "records": head[0] if head else 0,
+            "head_hash": head[1] if head else "",
+            "broker_conflict": self.mirror.conflict if self.mirror is not None else None,
+        }
 
     async def _correct_command(self, request: CommandRequest) -> dict[str, Any]:
         store = self.store

@@ -145,3 +145,70 @@ async def test_records_survive_a_broker_outage_in_order(
     async with aiomqtt.Client(broker.host, broker.port) as client:
         await client.publish(f"gateway/{MACHINE}/ledger/record/7", b"", qos=1, retain=True)
     assert await asyncio.to_thread(main, ["ledger", "verify", "--from-broker", "-c", str(cfg)]) == 1
+
+
+async def test_a_restored_backup_does_not_overwrite_the_brokers_copy(
+    tmp_path: Path, broker: Any
+) -> None:
+    import sqlite3
+
+    from gateway.ledger import keys
+    from gateway.ledger.mirror import BrokerMirror
+    from gateway.ledger.store import LedgerStore
+
+    state = tmp_path / "state"
+    key = keys.load_or_create(state / "ledger-ed25519.pem")
+    store = LedgerStore(state / "gateway.db", key, MACHINE)
+    tconf = telemetry_config(broker)
+    doc = {"algorithm": "Ed25519", "public_key": keys.public_text(key.public_key())}
+
+    def mirror(s: LedgerStore) -> BrokerMirror:
+        return BrokerMirror(
+            s, tconf, prefix=f"gateway/{MACHINE}", key_document=doc, client_id="mirror",
+            backoff=Backoff(initial=0.05, maximum=0.2, jitter=0.0),
+        )
+
+    store.append("session", 1.0, {"n": 1})
+    store.append("session", 2.0, {"n": 2})
+    backup = sqlite3.connect(tmp_path / "backup.db")
+    with sqlite3.connect(state / "gateway.db") as live:
+        live.backup(backup)
+    backup.close()
+    store.append("session", 3.0, {"n": 3})
+    first = mirror(store)
+    task = asyncio.create_task(first.run())
+    async with asyncio.timeout(10):
+        while store.cursor("published") < 3:
+            await asyncio.sleep(0.05)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    store.close()
+
+    # The older backup comes back and records a different session 3.
+    (tmp_path / "backup.db").replace(state / "gateway.db")
+    for suffix in ("-wal", "-shm"):
+        (state / f"gateway.db{suffix}").unlink(missing_ok=True)
+    restored = LedgerStore(state / "gateway.db", key, MACHINE)
+    restored.append("session", 4.0, {"n": "not the same"})
+    second = mirror(restored)
+    task = asyncio.create_task(second.run())
+    try:
+        async with asyncio.timeout(10):
+            while second.conflict is None:
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert "older backup" in second.conflict
+    assert restored.cursor("published") == 0  # the backup predates the copy; nothing sent
+    restored.close()
+
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(
+        f'[machine]\nid = "{MACHINE}"\n[storage]\nstate_dir = "{state}"\n'
+        f'[telemetry]\nenabled = true\nhost = "{broker.host}"\nport = {broker.port}\n'
+    )
+    # The broker's copy is still the original chain, and verifies on its own.
+    assert await asyncio.to_thread(main, ["ledger", "verify", "--from-broker", "-c", str(cfg)]) == 0

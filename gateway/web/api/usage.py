@@ -57,6 +57,7 @@ class LedgerKey(BaseModel):
     machine_id: str
     records: int
     head_hash: str
+    broker_conflict: str | None = None
 
 
 @router.get("/metering/usage", responses=responses(409, 503))

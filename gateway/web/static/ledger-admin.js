@@ -31,6 +31,7 @@
           fact(dl, "Key id", k.key_id);
           fact(dl, "Records", String(k.records));
           fact(dl, "Newest record's hash", k.head_hash || "\u2013");
+          if (k.broker_conflict) fact(dl, "Broker copy stopped", k.broker_conflict);
           document.getElementById("ledger-box").hidden = false;
         }
       } catch (e) {
