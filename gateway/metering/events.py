@@ -61,7 +61,7 @@ class JobUsageClosed(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UsageUpdated(Event):
-    """The running session's usage so far (after each meter sample)."""
+    """The running session's usage so far (at most every 10 s while a session runs)."""
 
     topic = "usage"
     session_id: str
@@ -76,7 +76,8 @@ class UsageUpdated(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MeterProblem(Event):
-    """A meter read failed or was rejected (counted; the session goes on)."""
+    """A meter read failed or was rejected (once per outage or change of cause; every
+    failure is counted in ``GET /api/metering/usage``).  The session goes on."""
 
     topic = "meter_problem"
     reason: str

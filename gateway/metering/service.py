@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,6 +48,8 @@ from gateway.supervisor import Service
 from gateway.telemetry.config import TelemetryConfig
 
 log = logging.getLogger(__name__)
+
+USAGE_EVENT_INTERVAL = 10.0  # seconds between UsageUpdated events during a session
 
 BOOK_EVENTS = (
     SessionStarted,
@@ -96,6 +99,7 @@ class MeteringService(Service):
         self._read_lock = asyncio.Lock()
         self._problem_since: str | None = None
         self._mismatch_reported = False
+        self._last_usage_event = -math.inf
         commands.register("usage", self._usage_command)
 
     # ------------------------------------------------------------------ lifetime
@@ -208,10 +212,12 @@ class MeteringService(Service):
     def _failed(self, err: MeterError) -> None:
         self.integrator.failed(err.reason)
         count = self.integrator.stats.failures.get(err.reason, 0)
+        # Once per outage (or change of cause): a meter unplugged for a day must not
+        # fill the log and the telemetry outbox with one line per sample.
         if self._problem_since != err.reason:
             log.warning("metering: %s (the session goes on; energy will be estimated)", err)
             self._problem_since = err.reason
-        self._bus.publish(MeterProblem(reason=err.reason, message=str(err), count=count))
+            self._bus.publish(MeterProblem(reason=err.reason, message=str(err), count=count))
 
     # ------------------------------------------------------------------ events
 
@@ -318,6 +324,10 @@ class MeteringService(Service):
         s = self.book.current_session()
         if s is None:
             return
+        now = self._clock()
+        if now - self._last_usage_event < USAGE_EVENT_INTERVAL:
+            return  # screens poll GET /api/metering/usage; this is for MQTT subscribers
+        self._last_usage_event = now
         view = summary.session_view(s, self.config.prices)
         self._bus.publish(
             UsageUpdated(

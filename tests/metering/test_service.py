@@ -175,3 +175,27 @@ async def test_a_shelly_over_http_meters_a_session() -> None:
     assert session.energy_wh == pytest.approx(at_end - at_start, rel=0.05)
     assert service.usage()["power_w"] == pytest.approx(600.0)
     assert not service.usage()["counter_mismatch"]
+
+
+async def test_absurd_readings_are_rejected_counted_and_reported_once() -> None:
+    from gateway.metering.events import MeterProblem
+
+    async with running(config(max_power_w=1000.0)) as (service, bus):
+        twin = service.twin
+        assert twin is not None
+        with bus.subscribe(MeterProblem) as problems, bus.subscribe(SessionUsageClosed) as closed:
+            start_session(bus)
+            twin.set_extra_power(5000.0)  # a meter gone mad, or on the wrong circuit
+            await until(lambda: service.integrator.stats.rejected >= 3)
+            twin.set_extra_power(0.0)
+            good = service.integrator.stats.samples
+            await until(lambda: service.integrator.stats.samples > good + 2)
+            bus.publish(SessionEnded(session_id="s1", member_id="m-ada", reason="badge_out",
+                                     duration=1.0, jobs=0))
+            session = await asyncio.wait_for(closed.get(), 5)
+            reports = []
+            while (p := problems.get_nowait()) is not None:
+                reports.append(p)
+    assert session.estimated
+    assert [p.reason for p in reports] == ["rejected"]
+    assert service.usage()["meter_ok"]
