@@ -199,3 +199,14 @@ async def test_absurd_readings_are_rejected_counted_and_reported_once() -> None:
     assert session.estimated
     assert [p.reason for p in reports] == ["rejected"]
     assert service.usage()["meter_ok"]
+
+
+async def test_the_pzem_counter_wrapping_at_32_bits_is_taken_across() -> None:
+    async with running(config()) as (service, _bus):
+        twin = service.twin
+        assert twin is not None
+        twin.set_extra_power(3000.0)
+        twin.counter_offset_wh = 2**32 - 1.5 - twin.energy_wh  # 1.5 Wh before the wrap
+        await until(lambda: service.integrator.stats.counter_jumps >= 1)
+        await until(lambda: service.integrator.stats.wraps == 1, within=15)
+        assert service.integrator.stats.resets == 0
