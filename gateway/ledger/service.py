@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.backoff import Backoff
-from gateway.bus import Event, EventBus
+from gateway.bus import Event, EventBus, Subscription
 from gateway.commands import CommandError, CommandRequest, CommandRouter
 from gateway.ledger import keys
 from gateway.ledger.chain import Record, key_id
@@ -107,7 +107,9 @@ class LedgerService(Service):
         store = await asyncio.to_thread(LedgerStore, self._db_path, key, self.machine_id)
         self.store = store
         public = keys.public_text(key.public_key())
-        sub = self._bus.subscribe(SessionUsageClosed, JobUsageClosed, maxsize=10_000)
+        sub: Subscription[Event] = self._bus.subscribe(
+            SessionUsageClosed, JobUsageClosed, maxsize=10_000
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 t = self._telemetry
@@ -136,7 +138,7 @@ class LedgerService(Service):
             self.store = None
             await asyncio.to_thread(store.close)
 
-    async def _record(self, sub: Any) -> None:
+    async def _record(self, sub: Subscription[Event]) -> None:
         async for event in sub:
             await self._append_event(event)
 

@@ -22,12 +22,12 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from gateway.access.events import SessionEnded, SessionStarted
 from gateway.backoff import Backoff
-from gateway.bus import Event, EventBus
+from gateway.bus import Event, EventBus, Subscription
 from gateway.commands import CommandRequest, CommandRouter
 from gateway.machine.events import JobFinished, JobPaused, JobProgress, JobResumed, JobStarted
 from gateway.metering import summary
@@ -77,7 +77,7 @@ class MeteringService(Service):
         simulation: bool = False,
         telemetry: TelemetryConfig | None = None,
         machine_id: str = "machine-1",
-        clock: Any = time.time,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.config = config
@@ -108,7 +108,7 @@ class MeteringService(Service):
         if not self.config.enabled:
             self.ready.set()
             return
-        sub = self._bus.subscribe(*BOOK_EVENTS, maxsize=1000)
+        sub: Subscription[Event] = self._bus.subscribe(*BOOK_EVENTS, maxsize=1000)
         try:
             async with self._meter() as meter, asyncio.TaskGroup() as tg:
                 self.meter = meter
@@ -221,7 +221,7 @@ class MeteringService(Service):
 
     # ------------------------------------------------------------------ events
 
-    async def _event_loop(self, sub: Any) -> None:
+    async def _event_loop(self, sub: Subscription[Event]) -> None:
         async for event in sub:
             if isinstance(event, SessionEnded | JobFinished | SessionStarted | JobStarted):
                 # Read at the boundary so the energy is split where it happened.
