@@ -120,6 +120,11 @@ class MeteringService(Service):
         finally:
             sub.close()
             self.meter = None
+            # Stopping: events already queued still count, then what is open is closed
+            # here, because the ledger (stopped after this service) must still get it.
+            while (event := sub.get_nowait()) is not None:
+                self.handle(event)
+            self.close_open(reason="shutdown")
 
     @contextlib.asynccontextmanager
     async def _meter(self) -> AsyncIterator[Meter]:
@@ -270,6 +275,20 @@ class MeteringService(Service):
                 self._publish_session(record)
             elif isinstance(record, JobUsage):
                 self._publish_job(record)
+
+    def close_open(self, *, reason: str) -> None:
+        """Close the open job (``interrupted``) and session, and publish both."""
+        now = self._clock()
+        job = self.book.current_job()
+        if job is not None:
+            closed_job = self.book.job_finished(
+                now, job_id=job.job_id, outcome="interrupted", lines_done=job.lines_done
+            )
+            if closed_job is not None:
+                self._publish_job(closed_job)
+        session = self.book.session_ended(now, reason=reason)
+        if session is not None:
+            self._publish_session(session)
 
     def _publish_session(self, s: SessionUsage) -> None:
         rules = self.config.prices

@@ -40,7 +40,7 @@ class JobUsage:
     file: str
     started: float
     ended: float | None
-    outcome: str  # running | completed | cancelled | failed | estop
+    outcome: str  # running | completed | cancelled | failed | estop | interrupted
     busy_seconds: float
     energy_wh: float
     estimated: bool

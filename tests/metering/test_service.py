@@ -210,3 +210,23 @@ async def test_the_pzem_counter_wrapping_at_32_bits_is_taken_across() -> None:
         await until(lambda: service.integrator.stats.counter_jumps >= 1)
         await until(lambda: service.integrator.stats.wraps == 1, within=15)
         assert service.integrator.stats.resets == 0
+
+
+async def test_stopping_the_daemon_closes_the_open_session_for_the_ledger() -> None:
+    bus = EventBus()
+    service = MeteringService(config(), bus=bus, commands=CommandRouter(), simulation=True)
+    task = asyncio.create_task(service.run())
+    with bus.subscribe(SessionUsageClosed, JobUsageClosed) as closed:
+        await asyncio.wait_for(service.ready.wait(), 10)
+        await until(lambda: service.last_reading is not None)
+        start_session(bus)
+        bus.publish(JobStarted(job_id=3, file="a.gcode", lines=10, estimated_seconds=None))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        job = closed.get_nowait()
+        session = closed.get_nowait()
+    assert isinstance(job, JobUsageClosed) and job.outcome == "interrupted"
+    assert isinstance(session, SessionUsageClosed) and session.reason == "shutdown"
+    assert session.jobs == ((3, "interrupted"),)
