@@ -55,6 +55,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/camera.py
 	$(BIN)/python bench/web.py
+	$(BIN)/python bench/meter.py
 
 # The flashable Raspberry Pi OS image (pi-gen; needs the Raspberry Pi archive).
 image:
