@@ -24,6 +24,7 @@ from gateway.ledger.chain import Record, Verdict, verify_chain
 from gateway.ledger.errors import LedgerError, LedgerFormatError
 from gateway.ledger.mirror import topics
 from gateway.ledger.store import LedgerStore, export_csv, export_json
+from gateway.mqtt import client_options, tls_context
 
 QUIET = 1.0  # seconds without a retained message: the broker has sent them all
 BROKER_WAIT = 30.0
@@ -90,14 +91,9 @@ async def read_broker(
     records: dict[int, Record] = {}
     key: str | None = None
     head: tuple[int, str] | None = None
-    async with aiomqtt.Client(
-        t.host,
-        t.port,
-        username=t.username,
-        password=t.password.get_secret_value() if t.password else None,
-        identifier=f"ledger-verify-{int(time.time() * 1000) % 10**9}",
-        timeout=10.0,
-    ) as client:
+    tls = await asyncio.to_thread(tls_context, t)
+    identifier = f"ledger-verify-{int(time.time() * 1000) % 10**9}"
+    async with aiomqtt.Client(**client_options(t, identifier=identifier, tls=tls)) as client:
         await client.subscribe(f"{names['key'].rsplit('/', 1)[0]}/#", qos=1)
         deadline = time.monotonic() + BROKER_WAIT
         messages = client.messages

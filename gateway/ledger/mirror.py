@@ -27,6 +27,7 @@ import aiomqtt
 
 from gateway.backoff import Backoff
 from gateway.ledger.store import LedgerStore
+from gateway.mqtt import BrokerSettingsError, client_options, tls_context
 from gateway.telemetry.config import TelemetryConfig
 
 log = logging.getLogger(__name__)
@@ -72,18 +73,16 @@ class BrokerMirror:
         self.conflict: str | None = None
 
     async def run(self) -> None:
-        b = self._broker
+        try:
+            tls = await asyncio.to_thread(tls_context, self._broker)
+        except BrokerSettingsError as err:
+            # The ledger itself goes on; only its broker copy waits for a fixed config.
+            log.error("ledger: no broker copy: %s", err)
+            return
+        options = client_options(self._broker, identifier=self._client_id, tls=tls)
         while True:
             try:
-                async with aiomqtt.Client(
-                    b.host,
-                    b.port,
-                    username=b.username,
-                    password=b.password.get_secret_value() if b.password else None,
-                    identifier=self._client_id,
-                    keepalive=b.keepalive,
-                    timeout=10.0,
-                ) as client:
+                async with aiomqtt.Client(**options) as client:
                     await client.publish(
                         self.topics["key"], _json(self._key_document), qos=1, retain=True
                     )

@@ -1,10 +1,12 @@
 """A real Mosquitto on a free loopback port for the ledger's broker tests (stoppable,
-restartable on the same port), and a subscriber with a persistent session."""
+restartable on the same port), a TLS-only one, and a subscriber with a persistent session."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import ipaddress
 import json
 import os
 import shutil
@@ -19,12 +21,16 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 class Broker:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra: str = "") -> None:
         if not os.path.exists(MOSQUITTO):
             pytest.fail("mosquitto is not installed: run `make test` (it installs mosquitto)")
         directory.mkdir(parents=True, exist_ok=True)
@@ -42,8 +48,9 @@ class Broker:
         ]
         if os.geteuid() == 0:
             lines.append("user root")
-        self.conf.write_text("\n".join(lines) + "\n")
+        self.conf.write_text("\n".join(lines) + "\n" + extra)
         self.process: subprocess.Popen[bytes] | None = None
+        self.ca_file: Path | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -132,3 +139,70 @@ async def collecting(broker: Broker, *filters: str, client_id: str) -> AsyncIter
 @pytest.fixture
 def collector_factory() -> Any:
     return collecting
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_certs(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a server certificate for 127.0.0.1 signed by it."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("test CA"))
+        .issuer_name(_name("test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_file = directory / "ca.pem"
+    cert_file, key_file = directory / "server.pem", directory / "server.key"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_file, cert_file, key_file
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker that speaks only TLS, with a certificate for 127.0.0.1 (``ca_file``)."""
+    ca, cert, key = make_certs(tmp_path / "pki")
+    b = Broker(tmp_path / "broker", extra=f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
+    b.ca_file = ca
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture(name="make_certs")
+def make_certs_fixture() -> Any:
+    return make_certs

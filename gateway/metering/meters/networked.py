@@ -32,6 +32,7 @@ from gateway.backoff import Backoff
 from gateway.metering.config import MeteringConfig
 from gateway.metering.errors import MeterError
 from gateway.metering.meters.base import Meter, Reading
+from gateway.mqtt import BrokerSettingsError, client_options, tls_context
 from gateway.tasks import cancel_and_wait
 from gateway.telemetry.config import TelemetryConfig
 
@@ -153,18 +154,16 @@ class MqttMeter(Meter):
             self._task = None
 
     async def _listen(self) -> None:
-        b = self._broker
         backoff = Backoff(initial=0.2, maximum=30.0)
+        try:
+            tls = await asyncio.to_thread(tls_context, self._broker)
+        except BrokerSettingsError as err:
+            log.error("metering: cannot listen to the %s: %s", self.kind, err)
+            return  # read() answers no_data: the intervals are estimated, nothing crashes
+        options = client_options(self._broker, identifier=self._client_id, tls=tls)
         while True:
             try:
-                async with aiomqtt.Client(
-                    b.host,
-                    b.port,
-                    username=b.username,
-                    password=b.password.get_secret_value() if b.password else None,
-                    identifier=self._client_id,
-                    keepalive=b.keepalive,
-                ) as client:
+                async with aiomqtt.Client(**options) as client:
                     await client.subscribe(self.topic, qos=0)
                     self.connected.set()
                     backoff.reset()
