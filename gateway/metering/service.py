@@ -39,7 +39,7 @@ from gateway.metering.events import (
     SessionUsageClosed,
     UsageUpdated,
 )
-from gateway.metering.integrator import EnergyIntegrator, Sample
+from gateway.metering.integrator import EnergyIntegrator, Interval, Sample
 from gateway.metering.meters.base import Meter, Reading
 from gateway.metering.meters.pzem import PzemMeter
 from gateway.metering.meters.pzem_twin import PzemTwin
@@ -169,17 +169,48 @@ class MeteringService(Service):
             if opened:
                 await meter.close()
 
-    async def sample(self) -> None:
-        """Read the meter once and account the interval it closes."""
+    async def sample(self, boundary: Event | None = None) -> None:
+        """Read the meter once and account the interval it closes.
+
+        With a ``boundary`` (a session or job starting or ending), the interval is
+        split at the event's time: the part before it is accounted, then the event,
+        then the rest, so a session's energy ends where the session ended and not
+        where the next reading happened to be taken.
+        """
+        interval = await self._read()
+        if (
+            interval is not None
+            and boundary is not None
+            and interval.t0 < boundary.ts < interval.t1
+        ):
+            share = (boundary.ts - interval.t0) / interval.seconds
+            self.book.energy(
+                interval.t0, boundary.ts, interval.wh * share, estimated=interval.estimated
+            )
+            self.handle(boundary)
+            self.book.energy(
+                boundary.ts, interval.t1, interval.wh * (1 - share), estimated=interval.estimated
+            )
+        else:
+            if interval is not None:
+                self.book.energy(
+                    interval.t0, interval.t1, interval.wh, estimated=interval.estimated
+                )
+            if boundary is not None:
+                self.handle(boundary)
+        self._publish_progress()
+
+    async def _read(self) -> Interval | None:
+        """One reading through the integrator; failures are counted, never raised."""
         meter = self.meter
         if meter is None:
-            return
+            return None
         async with self._read_lock:
             try:
                 reading = await meter.read()
             except MeterError as err:
                 self._failed(err)
-                return
+                return None
             now = self._clock()
         self.last_reading = reading
         before = self.integrator.stats.rejected
@@ -192,7 +223,7 @@ class MeteringService(Service):
                     f"{self.config.max_power_w} W (metering.max_power_w)",
                 )
             )
-            return
+            return None
         if self._problem_since is not None:
             log.info("metering: the meter answers again (%s)", meter.kind)
             self._problem_since = None
@@ -206,13 +237,9 @@ class MeteringService(Service):
                 s.counted_wh,
                 s.integrated_wh,
             )
-        if interval is not None:
-            if interval.estimated:
-                log.info(
-                    "metering: %.0f s of energy estimated (%s)", interval.seconds, interval.reason
-                )
-            self.book.energy(interval.t0, interval.t1, interval.wh, estimated=interval.estimated)
-        self._publish_progress()
+        if interval is not None and interval.estimated:
+            log.info("metering: %.0f s of energy estimated (%s)", interval.seconds, interval.reason)
+        return interval
 
     def _failed(self, err: MeterError) -> None:
         self.integrator.failed(err.reason)
@@ -229,9 +256,9 @@ class MeteringService(Service):
     async def _event_loop(self, sub: Subscription[Event]) -> None:
         async for event in sub:
             if isinstance(event, SessionEnded | JobFinished | SessionStarted | JobStarted):
-                # Read at the boundary so the energy is split where it happened.
-                await self.sample()
-            self.handle(event)
+                await self.sample(boundary=event)  # split the energy where it happened
+            else:
+                self.handle(event)
 
     def handle(self, event: Event) -> None:
         """Feed one session/job event to the book; publish what it closes."""
