@@ -120,3 +120,19 @@ def test_busy_never_exceeds_powered_and_nothing_is_negative(
         assert 0 <= s.busy_seconds <= s.powered_seconds + 1e-9
         assert s.energy_wh >= 0 and s.grams >= 0
         assert s.idle_seconds >= 0
+
+
+@given(st.floats(1.0, 100.0), st.floats(0.0, 500.0), st.floats(0.01, 0.99))
+def test_splitting_an_interval_at_a_session_end_bills_only_its_part(
+    length: float, wh: float, end_frac: float
+) -> None:
+    """What the service does with the reading taken when a session ends."""
+    b = book()
+    start(b, 0.0)
+    t_end = length * end_frac
+    b.energy(0.0, t_end, wh * end_frac)
+    s = b.session_ended(t_end, reason="badge_out")
+    b.energy(t_end, length, wh * (1 - end_frac))
+    assert s is not None
+    assert s.energy_wh == pytest.approx(wh * end_frac)
+    assert b.current_session() is None
