@@ -121,5 +121,18 @@ async def admin_page(request: Request) -> HTMLResponse:
             "version": gateway.__version__,
             "machine_name": web(request).gw.config.machine.name,
             "camera": web(request).gw.camera is not None,
+            "token_command": token_command(web(request).simulation),
         },
     )
+
+
+def token_command(simulation: bool) -> str:
+    """The command that makes an admin token for this gateway, as the sign-in page shows it.
+
+    In simulation (``make run``) it runs in the checkout, whose ``config/sim.toml`` the
+    CLI finds by itself; on an installed gateway it runs as the service's user, whose
+    default config is /etc/gateway/gateway.toml.
+    """
+    if simulation:
+        return ".venv/bin/gateway token create --name NAME --scope admin"
+    return "sudo -u gateway gateway token create --name NAME --scope admin"
