@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.access.config import AccessConfig
 from gateway.camera.config import CameraConfig
 from gateway.telemetry.config import TelemetryConfig
+from gateway.web.site import SiteConfig
 
 
 class ConfigError(Exception):
@@ -161,6 +162,7 @@ class GatewayConfig(BaseSettings):
     telemetry: TelemetryConfig = TelemetryConfig()
     camera: CameraConfig = CameraConfig()
     logging: LoggingConfig = LoggingConfig()
+    site: SiteConfig = SiteConfig()
 
     @classmethod
     def settings_customise_sources(

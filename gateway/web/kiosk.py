@@ -107,6 +107,7 @@ async def kiosk_page(request: Request) -> HTMLResponse:
             # The live view is for the touchscreen only; elsewhere the page shows no machine.
             "camera": kiosk and ctx.gw.camera is not None,
             "initial": {"kiosk": kiosk, "state": sse.hello(ctx) if kiosk else None},
+            "timezone": cfg.site.timezone,
         },
         headers={"Cache-Control": "no-store"},
     )
@@ -122,6 +123,7 @@ async def admin_page(request: Request) -> HTMLResponse:
             "machine_name": web(request).gw.config.machine.name,
             "camera": web(request).gw.camera is not None,
             "token_command": token_command(web(request).simulation),
+            "timezone": web(request).gw.config.site.timezone,
         },
     )
 
