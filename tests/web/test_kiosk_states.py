@@ -59,7 +59,8 @@ async def test_kiosk_says_offline_and_disabled_when_the_gateway_stops(
             await page.click("#estop")
             await expect(page.locator("#toast")).to_contain_text("stop switch on the machine")
             size = await page.evaluate(
-                "() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+                "() => [document.documentElement.scrollWidth,"
+                " document.documentElement.scrollHeight]"
             )
             assert size[0] <= 800 and size[1] <= 480, size
 
@@ -75,7 +76,8 @@ async def test_kiosk_says_offline_and_disabled_when_the_gateway_stops(
 async def test_trainer_induction_is_confirmed_on_screen(tmp_path: Path, kit: Any) -> None:
     from playwright.async_api import async_playwright, expect
 
-    async with kit.running_gateway(kit.make_config(tmp_path / "state")) as gw, async_playwright() as pw:
+    config = kit.make_config(tmp_path / "state")
+    async with kit.running_gateway(config) as gw, async_playwright() as pw:
         assert gw.web is not None
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
