@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.web.api import access, files, jobs, live, machine, tokens
+from gateway.web.api import access, files, jobs, live, machine, timeline, tokens
 
 
 def routers() -> list[APIRouter]:
@@ -19,4 +19,5 @@ def routers() -> list[APIRouter]:
         access.router,
         tokens.router,
         live.router,
+        timeline.router,
     ]
