@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from gateway.access.events import AccessState
 from gateway.bus import Event
 
 #: Rows kept (the oldest go first).
@@ -44,7 +45,7 @@ _SESSION_END = {
     "interlock": "was badged out: a safety guard opened",
     "estop": "was badged out by the emergency stop",
     "shutdown": "was badged out: the gateway stopped",
-    "takeover": "handed the machine over after an induction",
+    "takeover": "handed the machine over to the member just inducted",
 }
 
 
@@ -61,9 +62,9 @@ class Entry(BaseModel):
 
 def short_name(name: str | None) -> str | None:
     """ "Ada Lovelace" -> "Ada L.": enough to recognise a member on a list."""
-    if not name:
+    parts = (name or "").split()
+    if not parts:
         return None
-    parts = name.split()
     return f"{parts[0]} {parts[-1][0]}." if len(parts) > 1 else parts[0]
 
 
@@ -74,6 +75,16 @@ def _minutes(seconds: float) -> str:
     if s >= 60:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s} s"
+
+
+def _where(origin: str) -> str:
+    """ "kiosk" -> "on the touchscreen"; "token:ops" -> "through the API (token ops)"."""
+    if origin.startswith("token:"):
+        return f"through the API (token {origin[6:]})"
+    if origin == "kiosk":
+        return "on the touchscreen"
+    door = DOORS.get(origin)
+    return f"from {door}" if door else f"by {origin}"
 
 
 class Timeline:
@@ -96,7 +107,8 @@ class Timeline:
 
     def record(self, event: Event) -> Entry | None:
         """Learn from ``event``; add and return its row, if it makes one."""
-        topic = type(event).topic
+        # The access snapshot has no topic of its own; the live stream calls it access_state.
+        topic = "access_state" if isinstance(event, AccessState) else type(event).topic
         if topic is None:
             return None
         data: dict[str, Any] = dataclasses.asdict(event)
@@ -133,7 +145,7 @@ class Timeline:
                     self._member = None
                 what = _SESSION_END.get(d["reason"], f"'s session ended ({d['reason']})")
                 jobs = d.get("jobs") or 0
-                after = f" after {_minutes(d.get('duration') or 0)}, {jobs} job{'s' * (jobs != 1)}"
+                after = f" ({_minutes(d.get('duration') or 0)}, {jobs} job{'s' * (jobs != 1)})"
                 level: Level = "warning" if d["reason"] in ("estop", "interlock") else "info"
                 return level, who, f"{who} {what}{after}"
             case "access_denied":
@@ -141,10 +153,10 @@ class Timeline:
                 return "warning", who, f"Badge refused: {d['message']}"
             case "induction":
                 trainer = self._who(d["trainer_id"]) or d["trainer_id"]
-                member = self._who(d["member_id"]) or d["member_id"]
+                member = self._who(d["member_id"]) or "a new member"
                 return "info", trainer, f"{trainer} inducted {member} on this machine"
             case "lockout":
-                by = d.get("by") or "someone"
+                by = self._who(d.get("by")) or d.get("by") or "someone"
                 if d.get("active"):
                     return "alarm", by, f"{by} took the machine out of service: {d.get('reason')}"
                 return "info", by, f"{by} put the machine back in service"
@@ -183,7 +195,7 @@ class Timeline:
             case "error":
                 return "alarm", None, f"Controller problem: {d['message']}"
             case "estop":
-                return "alarm", None, f"Emergency stop pressed ({d['origin']})"
+                return "alarm", None, f"Emergency stop pressed {_where(d['origin'])}"
             case "camera_alert":
                 if d.get("active"):
                     return "warning", None, f"Camera: {d['message']}"

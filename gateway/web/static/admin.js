@@ -219,7 +219,7 @@
     const words = $("tl-search").value.trim().toLowerCase();
     const shown = timeline.filter((e) => (!kind || kind(e)) &&
       (!words || (e.text + " " + (e.who || "")).toLowerCase().includes(words)));
-    rows("events", shown.slice(0, 300), (e) => [when(e.at), e.who, e.text]);
+    rows("events", shown.slice(0, 300), (e) => [W.day(e.at) + ", " + W.time(e.at), e.who, e.text]);
     const trs = $("events").children;
     shown.slice(0, 300).forEach((e, i) => { trs[i].className = e.level; });
   }

@@ -124,6 +124,11 @@
   function placeSimPanel(screen) {
     const panel = $("sim-panel");
     if (!panel) return;
+    if (screen === "offline") {  // a badge cannot reach a gateway that is not there
+      panel.hidden = true;
+      $("sim-toggle").hidden = true;
+      return;
+    }
     const dock = screen === "locked" || screen === "lockout";
     if (dock) {
       $("screen-" + screen).appendChild(panel);

@@ -87,7 +87,7 @@
     estop_locked: "Check the machine is safe, then badge in to clear the stop.",
     controller: "Check the machine, then tap Clear the stop to reconnect it.",
     unplugged: "Check its USB cable and that it is switched on.",
-    offline: "The machine is disabled until the gateway is back. Nothing you do here reaches it.",
+    offline: "It stays off until the gateway is back: nothing you tap on this screen reaches it.",
   };
 
   const SENSOR = { T: "Nozzle", T0: "Nozzle", T1: "Nozzle 2", B: "Bed", C: "Chamber" };
