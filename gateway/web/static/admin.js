@@ -315,7 +315,7 @@
     rows("jobs", data.jobs, (j) => [j.id, j.file, j.member_name, W.door(j.origin), W.outcome(j.state),
       when(j.started_at), j.seconds != null ? duration(j.seconds)
         : j.started_at && j.ended_at ? duration(j.ended_at - j.started_at) : null,
-      (j.lines_done || 0) + " / " + (j.lines_total || 0), j.reason]);
+      (j.lines_done || 0) + " / " + (j.lines_total || 0), j.reason && j.reason !== j.state ? j.reason : null]);
   }
 
   async function loadFiles() {
