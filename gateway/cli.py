@@ -102,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         if gw.simulator is not None and gw.simulator.controller is not None:
             print(f"  simulated controller: {gw.simulator.controller.path}", flush=True)
+        print(f"  state:    {config.storage.state_dir}", flush=True)
         print(f"  web UI:   {gw.web_url}", flush=True)
         print(f"  status:   {gw.web_url}api/status", flush=True)
         print("Press Ctrl-C to stop.", flush=True)

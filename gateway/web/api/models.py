@@ -177,3 +177,36 @@ class JobRecordOut(Open):
     member_name: str | None = Field(
         default=None, description="The member badged in when it started, if any"
     )
+
+
+# -- files --------------------------------------------------------------------------------
+
+
+class Extents(Open):
+    min: dict[str, float] = Field(description="Lowest x, y, z in mm")
+    max: dict[str, float] = Field(description="Highest x, y, z in mm")
+
+
+class FeedRates(Open):
+    min: float
+    max: float
+
+
+class FileAnalysis(Open):
+    """What a file does, read without running it (``gateway analyze``).
+
+    Fields are optional: a file analysed by an older version may lack newer ones.
+    """
+
+    lines: int | None = None
+    skipped_lines: int | None = None
+    moves: int | None = None
+    extents: Extents | None = None
+    print_extents: Extents | None = None
+    travel_mm: float | None = None
+    work_mm: float | None = None
+    filament_mm: float | None = None
+    filament_g: float | None = None
+    layers: int | None = None
+    estimated_seconds: float | None = None
+    feed_rates: FeedRates | None = None

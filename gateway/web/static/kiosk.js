@@ -191,6 +191,7 @@
       return;
     }
     let text = STATE_TEXT[stopped()] || m.state;
+    if (S.access && S.access.state === "lockout" && m.state === "idle") text = W.ACCESS.lockout;
     if (S.access && S.access.session) text += " \u00b7 " + S.access.session.member_name;
     el.textContent = text;
     el.classList.toggle("alarm", m.state === "estop" || m.state === "error");
