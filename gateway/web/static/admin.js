@@ -166,10 +166,12 @@
     $("job-box").hidden = !job;
     if (job) {
       $("job-progress").value = job.fraction || 0;
+      const active = job.state === "running" || job.state === "paused";
+      $("job-title").textContent = active ? "Current job" : "Last job";
       facts("job-facts", [
         ["File", job.file], ["State", W.outcome(job.state)],
         ["Progress", Math.floor((job.fraction || 0) * 100) + " % (" + job.lines_done + " / " + job.lines_total + " lines)"],
-        ["Elapsed", duration(job.elapsed)], ["Time left", duration(job.eta_seconds)],
+        ["Elapsed", duration(job.elapsed)], ["Time left", active ? duration(job.eta_seconds) : null],
       ]);
     }
     if (access) {
