@@ -3,8 +3,10 @@ Chromium against the real daemon: who did what, in words and in the space's time
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -53,9 +55,17 @@ async def test_timeline_says_who_did_what_and_filters(tmp_path: Path, kit: Any) 
             await expect(events).to_contain_text("Ada L. badged in (user)")
             await expect(events).to_contain_text("benchy.gcode finished in")
             await expect(events).to_contain_text("Badge refused: Bob Newcomer")
-            # Rows carry local times, not epoch numbers or JSON.
+            # Rows carry the space's local time (Auckland here, not the test machine's UTC),
+            # not epoch numbers or JSON.
             first_when = await page.locator("#events tr td").first.inner_text()
-            assert not first_when.replace(".", "").isdigit() and "{" not in first_when
+            async with kit.client(gw) as c:
+                page_json = (
+                    await c.get("/api/timeline", headers={"Authorization": f"Bearer {secret}"})
+                ).json()
+            at = page_json["entries"][0]["at"]
+            local = datetime.fromtimestamp(at, ZoneInfo("Pacific/Auckland")).strftime("%H:%M:%S")
+            assert local in first_when, (local, first_when)
+            assert datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S") not in first_when
             text = await events.inner_text()
             assert '"job_id"' not in text and "{" not in text
 
