@@ -108,6 +108,7 @@ async def kiosk_page(request: Request) -> HTMLResponse:
             "camera": kiosk and ctx.gw.camera is not None,
             "initial": {"kiosk": kiosk, "state": sse.hello(ctx) if kiosk else None},
             "timezone": cfg.site.timezone,
+            "heartbeat": sse.HEARTBEAT,
         },
         headers={"Cache-Control": "no-store"},
     )

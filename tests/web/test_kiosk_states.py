@@ -102,3 +102,38 @@ async def test_trainer_induction_is_confirmed_on_screen(tmp_path: Path, kit: Any
             await expect(banner).to_be_hidden()
         finally:
             await browser.close()
+
+
+async def test_kiosk_says_offline_when_the_gateway_hangs(
+    tmp_path: Path, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway that accepts the connection but sends nothing (hung) is offline too."""
+    from playwright.async_api import async_playwright, expect
+
+    from gateway.web import sse
+
+    monkeypatch.setattr(sse, "HEARTBEAT", 1.0)  # a ping a second; silent for 7 s: hung
+    async with kit.running_gateway(kit.make_config(tmp_path / "state")) as gw:
+        assert gw.web is not None
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = await browser.new_page(viewport={"width": 800, "height": 480})
+                held: list[Any] = []
+
+                async def hold(route: Any) -> None:
+                    held.append(route)  # never answered: the stream stays silent
+
+                await page.route("**/api/events", hold)
+                await page.goto(f"http://127.0.0.1:{gw.web.port}/")
+                await expect(page.locator("#screen-locked")).to_be_visible()
+                await expect(page.locator("#screen-offline")).to_be_visible(timeout=30_000)
+                await expect(page.locator("#machine-state")).to_have_text("Gateway offline")
+
+                assert held  # the stream was asked for, and got nothing
+                # The gateway answers again: the screen's next attempt gets through.
+                await page.unroute("**/api/events")
+                await expect(page.locator("#screen-locked")).to_be_visible(timeout=30_000)
+                await expect(page.locator("#live-dot.live")).to_be_visible()
+            finally:
+                await browser.close()

@@ -253,7 +253,7 @@
     } else if (name === "lockout" && access) {
       access.lockout = data.active ? { reason: data.reason, by: data.by } : null;
     }
-    if (name !== "state" && name !== "job_progress" && name !== "hello") logEvent(name, data);
+    if (!["state", "job_progress", "hello", "ping"].includes(name)) logEvent(name, data);
     renderStatus();
   }
 

@@ -242,7 +242,7 @@
     const session = a && a.session;
     $("hello").textContent = session ? "Hello, " + session.member_name : S.machine.name || "Ready";
     $("hello-role").textContent = session
-      ? (session.role ? session.role + " \u00b7 " : "") + "Choose a file to start it"
+      ? (session.role ? W.role(session.role) + " \u00b7 " : "") + "Choose a file to start it"
       : "Access control is off. Choose a file to start it";
     $("badge-out").hidden = !session;
     renderInduction();
@@ -431,6 +431,11 @@
 
   const OFFLINE_GRACE_MS = 2500;
   const RECONNECT_MS = 3000;
+  // The gateway sends at least a "ping" every HEARTBEAT seconds (gateway/web/sse.py); a
+  // stream silent for two of them and a bit is a hung gateway, not a quiet one.
+  const SILENCE_MS = (2 * Number(document.body.dataset.heartbeat || 15) + 5) * 1000;
+  let lastHeard = Date.now();
+  let watchdog = 0;
   let offline = false;
   let offlineSince = null;   // when contact was lost (ms since the epoch), or null
   let offlineTimer = 0;
@@ -519,7 +524,23 @@
 
   function connect() {
     const es = new EventSource("/api/events");
-    const on = (name, fn) => es.addEventListener(name, (m) => { fn(JSON.parse(m.data)); noteRelay(); render(); });
+    const on = (name, fn) => es.addEventListener(name, (m) => {
+      lastHeard = Date.now();
+      fn(JSON.parse(m.data));
+      noteRelay();
+      render();
+    });
+    lastHeard = Date.now();
+    clearInterval(watchdog);
+    watchdog = setInterval(() => {
+      if (Date.now() - lastHeard < SILENCE_MS) return;
+      clearInterval(watchdog);
+      es.close();
+      $("live-dot").classList.remove("live");
+      lostContact();
+      setTimeout(connect, RECONNECT_MS);
+    }, 1000);
+    es.addEventListener("ping", () => { lastHeard = Date.now(); });
     es.onopen = () => {
       $("live-dot").classList.add("live");
       $("toast").hidden = true;
@@ -536,6 +557,7 @@
       // EventSource retries a refused connection by itself, but gives up on an HTTP
       // error (a proxy's 502, the gateway's 503): then a fresh one is opened later.
       if (es.readyState === EventSource.CLOSED) {
+        clearInterval(watchdog);
         es.close();
         setTimeout(connect, RECONNECT_MS);
       }

@@ -90,6 +90,9 @@
     offline: "It stays off until the gateway is back: nothing you tap on this screen reaches it.",
   };
 
+  // A member's role on this machine.
+  const ROLE = { user: "Member", trainer: "Trainer", maintainer: "Maintainer" };
+
   const SENSOR = { T: "Nozzle", T0: "Nozzle", T1: "Nozzle 2", B: "Bed", C: "Chamber" };
 
   // -- formats --------------------------------------------------------------------------
@@ -148,11 +151,12 @@
   const denial = (reason, message) => message || DENIAL[reason] || "Refused.";
   const sessionEnd = (reason) => SESSION_END[reason] || "Session ended.";
   const outcome = (state) => OUTCOME[state] || state;
+  const role = (r) => (r ? ROLE[r] || r : "");
   const door = (origin) => (origin ? DOOR[origin] || origin : "\u2013");
 
   window.Words = {
-    MACHINE, ACCESS, DENIAL, SESSION_END, OUTCOME, DOOR, ADVICE, SENSOR, zone,
+    MACHINE, ACCESS, DENIAL, SESSION_END, OUTCOME, DOOR, ADVICE, ROLE, SENSOR, zone,
     toDate, dateTime, time, clock, day, duration, temperature, shortName,
-    machine, access, denial, sessionEnd, outcome, door,
+    machine, access, denial, sessionEnd, outcome, door, role,
   };
 })();
