@@ -71,6 +71,21 @@ def test_readme_token_command_works_against_the_running_simulation(tmp_path: Pat
         assert r.status_code == 200, r.text
         assert r.json()["name"] == "me"
         assert r.json()["scope"] == "admin"
+        # The README's command table writes it without the venv's path, as run with the
+        # venv on PATH (activated): that works as written too.
+        table = subprocess.run(
+            "gateway token create --name N --scope admin",
+            shell=True,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PATH": f"{root / '.venv' / 'bin'}:{os.environ['PATH']}"},
+        )
+        assert table.returncode == 0, table.stderr
+        other = table.stdout.splitlines()[2].strip()
+        r = httpx.get(url + "api/whoami", headers={"Authorization": f"Bearer {other}"}, timeout=10)
+        assert r.status_code == 200 and r.json()["name"] == "N", r.text
         # The sign-in page shows the same command.
         page = httpx.get(url + "admin", timeout=10).text
         assert ".venv/bin/gateway token create --name NAME --scope admin" in page
