@@ -57,7 +57,7 @@ def _note(member: dict[str, Any], machine_id: str, now: datetime) -> str:
                 return "expired"
     machines = member.get("machines") or {}
     role = machines.get(machine_id) or machines.get("*")
-    return str(role) if role else "not inducted"
+    return {"user": "member"}.get(str(role), str(role)) if role else "not inducted"
 
 
 def read_demo_badges(path: Path, machine_id: str) -> list[DemoBadge]:
