@@ -63,3 +63,8 @@ image:
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache test-artefacts
+
+# Every kiosk state and admin tab at 800x480 and 1280x800, into docs/screenshots/.
+.PHONY: screenshots
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python tests/web/screenshots.py docs/screenshots

@@ -26,12 +26,59 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _load(path: str | None) -> GatewayConfig:
+#: The config file of a gateway installed on a Pi (systemd passes it explicitly).
+INSTALLED_CONFIG = Path("/etc/gateway/gateway.toml")
+#: The file ``make run`` starts the simulation with, relative to a checkout.
+CHECKOUT_CONFIG = Path("config") / "sim.toml"
+
+
+def checkout_config(start: Path) -> Path | None:
+    """``config/sim.toml`` of the source checkout containing ``start``, if any.
+
+    A checkout is a folder holding both ``pyproject.toml`` and ``config/sim.toml``;
+    ``start`` and its parents are searched, as git finds its repository.
+    """
+    for folder in (start, *start.parents):
+        candidate = folder / CHECKOUT_CONFIG
+        if candidate.is_file() and (folder / "pyproject.toml").is_file():
+            return candidate
+    return None
+
+
+def default_config(cwd: Path, installed: Path = INSTALLED_CONFIG) -> Path | None:
+    """The config file a command uses when ``--config`` is not given.
+
+    From inside a checkout that is the file ``make run`` uses, so ``gateway token
+    create`` next to ``make run`` writes where the running simulation reads; on an
+    installed gateway it is /etc/gateway/gateway.toml; otherwise the built-in defaults.
+    """
+    found = checkout_config(cwd)
+    if found is not None:
+        return found
+    return installed if installed.is_file() else None
+
+
+def _load(path: str | None, *, announce: bool = False) -> GatewayConfig:
+    """Load ``path`` or, without one, :func:`default_config`.
+
+    With ``announce``, a command that reads or writes the gateway's state says on
+    stderr which config file and state folder it used when the user named none.
+    """
+    chosen: Path | str | None = path
+    if chosen is None:
+        chosen = default_config(Path.cwd())
     try:
-        return load_config(path)
+        config = load_config(chosen)
     except ConfigError as err:
         print(f"gateway: {err}", file=sys.stderr)
         raise SystemExit(2) from err
+    if announce and path is None:
+        source = f"config {chosen}" if chosen is not None else "built-in defaults (no --config)"
+        print(
+            f"gateway: using {source}; state folder {config.storage.state_dir}",
+            file=sys.stderr,
+        )
+    return config
 
 
 # -- gateway run ----------------------------------------------------------------------
@@ -55,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         if gw.simulator is not None and gw.simulator.controller is not None:
             print(f"  simulated controller: {gw.simulator.controller.path}", flush=True)
+        print(f"  state:    {config.storage.state_dir}", flush=True)
         print(f"  web UI:   {gw.web_url}", flush=True)
         print(f"  status:   {gw.web_url}api/status", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
@@ -186,7 +234,7 @@ def cmd_sessions_export(args: argparse.Namespace) -> int:
     from gateway.access.cli import sessions_export
     from gateway.access.errors import AccessError
 
-    config = _load(args.config)
+    config = _load(args.config, announce=True)
     out: TextIO = sys.stdout
     try:
         with contextlib.ExitStack() as stack:
@@ -208,7 +256,7 @@ def cmd_sessions_export(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from gateway.web import tokens_cli
 
-    config = _load(args.config)
+    config = _load(args.config, announce=True)
     db = config.storage.database
     if args.token_command == "create":
         return tokens_cli.token_create(db, args.name, args.scope)
@@ -261,7 +309,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from gateway.ops.backup import BackupError, backup_database
 
-    config = _load(args.config)
+    config = _load(args.config, announce=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.output or f"gateway-{config.machine.id}-{stamp}.db")
     try:
@@ -276,7 +324,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from gateway.ops.backup import BackupError, daemon_answers, required_tables, restore_database
 
-    config = _load(args.config)
+    config = _load(args.config, announce=True)
     if daemon_answers(config.web.host, config.web.port):
         print(
             f"gateway restore: the gateway is running (port {config.web.port} answers); "
@@ -312,6 +360,11 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------------
 
+CONFIG_HELP = (
+    "TOML config file (default: config/sim.toml inside a source checkout, as `make run` "
+    "uses; else /etc/gateway/gateway.toml if it exists; else built-in defaults)"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gateway", description=gateway.__doc__)
@@ -319,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run the daemon")
-    r.add_argument("--config", "-c", help="TOML config file (see config/gateway.example.toml)")
+    r.add_argument("--config", "-c", help=CONFIG_HELP)
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sim", help="serve a simulated controller on a pseudo-terminal")
@@ -371,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("sessions", help="badge session records")
     se_sub = se.add_subparsers(dest="sessions_command", required=True)
     ex = se_sub.add_parser("export", help="sessions (or usage totals) as CSV")
-    ex.add_argument("--config", "-c", help="the gateway's config file")
+    ex.add_argument("--config", "-c", help=CONFIG_HELP)
     ex.add_argument("--since", type=_date, help="first day, e.g. 2026-11-01 (UTC)")
     ex.add_argument("--until", type=_date, help="day after the last, e.g. 2026-12-01")
     ex.add_argument(
@@ -391,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = t_sub.add_parser("revoke", help="revoke a token by name")
     tr.add_argument("name")
     for tp in (tc, tl, tr):
-        tp.add_argument("--config", "-c", help="the gateway's config file")
+        tp.add_argument("--config", "-c", help=CONFIG_HELP)
         tp.set_defaults(func=cmd_token)
 
     b = sub.add_parser("badge", help="present a badge to a running gateway in simulation mode")
@@ -411,17 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_fleet)
 
     bk = sub.add_parser("backup", help="consistent copy of the state database, while running")
-    bk.add_argument("--config", "-c", help="the gateway's config file")
+    bk.add_argument("--config", "-c", help=CONFIG_HELP)
     bk.add_argument("-o", "--output", help="file to write (default: gateway-<id>-<time>.db)")
     bk.set_defaults(func=cmd_backup)
 
     rs = sub.add_parser("restore", help="replace the state database with a backup (stopped)")
     rs.add_argument("file", help="a file made by `gateway backup`")
-    rs.add_argument("--config", "-c", help="the gateway's config file")
+    rs.add_argument("--config", "-c", help=CONFIG_HELP)
     rs.set_defaults(func=cmd_restore)
 
     ro = sub.add_parser("relay-off", help="drive the relay pin off (systemd ExecStopPost)")
-    ro.add_argument("--config", "-c", help="the gateway's config file")
+    ro.add_argument("--config", "-c", help=CONFIG_HELP)
     ro.set_defaults(func=cmd_relay_off)
 
     from gateway.ledger.cli import add_parser as add_ledger_parser

@@ -22,6 +22,7 @@ from gateway.camera.config import CameraConfig
 from gateway.ledger.config import LedgerConfig
 from gateway.metering.config import MeteringConfig
 from gateway.telemetry.config import TelemetryConfig
+from gateway.web.site import SiteConfig
 
 
 class ConfigError(Exception):
@@ -165,6 +166,7 @@ class GatewayConfig(BaseSettings):
     metering: MeteringConfig = MeteringConfig()
     ledger: LedgerConfig = LedgerConfig()
     logging: LoggingConfig = LoggingConfig()
+    site: SiteConfig = SiteConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -339,6 +339,14 @@ def _day(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _last_day(until: datetime) -> str:
+    """An exclusive end as the list wrote it: a date-only ``valid_until`` of 2021-12-31
+    is stored as 2022-01-01 00:00 UTC, and the member should read "2021-12-31"."""
+    if (until.hour, until.minute, until.second, until.microsecond) == (0, 0, 0, 0):
+        return (until - timedelta(days=1)).strftime("%Y-%m-%d")
+    return _day(until)
+
+
 def decide(
     access_list: AccessList,
     uid_hash: str,
@@ -371,7 +379,7 @@ def decide(
     if member.valid_until is not None and now >= member.valid_until:
         return Denied(
             "expired",
-            f"{member.name}, your membership ended {_day(member.valid_until)}. "
+            f"{member.name}, your membership ran until {_last_day(member.valid_until)}. "
             "Renew it to use the machines.",
             member,
         )

@@ -33,6 +33,7 @@ class JobStarted(Event):
     lines: int
     estimated_seconds: float | None
     filament_mm: float | None = None
+    origin: str = ""  # the start command's origin: kiosk, web, mqtt, cli, ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -89,6 +89,8 @@ class Job:
     paused_total: float = 0.0
     ended_mono: float | None = None
     z: float | None = None
+    #: Where the start came from (the command's origin: kiosk, web, mqtt, cli, ...).
+    origin: str = ""
     history: list[tuple[JobState, JobState]] = field(default_factory=list)
 
     @property
@@ -178,4 +180,5 @@ class Job:
             "reason": self.reason,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
+            "origin": self.origin,
         }

@@ -34,10 +34,14 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
                 "reason": str,
                 "estimated_seconds": float,
                 "filament_mm": float,
+                "origin": str,
             },
             pk="id",
         )
         db.table(JOBS).create_index(["started_at"])
+    elif "origin" not in db.table(JOBS).columns_dict:
+        # Databases from before jobs recorded where they were started from.
+        db.table(JOBS).add_column("origin", str)
 
 
 def _row(job: Job, machine_id: str) -> dict[str, Any]:
@@ -58,6 +62,7 @@ def _row(job: Job, machine_id: str) -> dict[str, Any]:
         "reason": job.reason,
         "estimated_seconds": job.estimated_seconds,
         "filament_mm": job.filament_mm,
+        "origin": job.origin,
     }
 
 

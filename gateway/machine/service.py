@@ -458,7 +458,7 @@ class MachineService(Service):
             raise CommandError("bad_state", f"the job is {job.state.value}")
         return job
 
-    async def start_job(self, file: str) -> Job:
+    async def start_job(self, file: str, origin: str = "internal") -> Job:
         streamer = self._require_connected()
         if self.job is not None and not self.job.finished:
             raise CommandError("busy", f"job {self.job.id} ({self.job.file}) is still running")
@@ -479,6 +479,7 @@ class MachineService(Service):
             estimated_seconds=stored.estimated_seconds,
             filament_mm=stored.filament_mm,
             queued_at=time.time(),
+            origin=origin,
         )
         assert self._store is not None
         job.id = await self._store.run(records.insert_job, self._store.db, job, self.machine.id)
@@ -497,6 +498,7 @@ class MachineService(Service):
                 lines=job.lines_total,
                 estimated_seconds=job.estimated_seconds,
                 filament_mm=job.filament_mm,
+                origin=job.origin,
             )
         )
         self._persist.put_nowait(job)
@@ -608,7 +610,7 @@ class MachineService(Service):
             file = self.queue[0]
         if not isinstance(file, str):
             raise CommandError("bad_args", "start_job needs a 'file' name")
-        job = await self.start_job(file)
+        job = await self.start_job(file, req.origin)
         return job.as_dict(time.monotonic())
 
     async def _cmd_queue(self, req: CommandRequest) -> dict[str, Any]:

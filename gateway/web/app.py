@@ -23,6 +23,7 @@ import gateway
 from gateway.web import errors, kiosk
 from gateway.web.api import routers
 from gateway.web.api.access import sim_router
+from gateway.web.api.deps import AUTH_ERRORS
 from gateway.web.auth import Scope as TokenScope
 from gateway.web.context import WebContext
 from gateway.web.guard import allow
@@ -100,6 +101,8 @@ def create_app(gw: Gateway) -> FastAPI:
         app.include_router(
             camera_router(gw.camera),
             dependencies=[Depends(allow(TokenScope.READ, kiosk="always"))],
+            # The guard above answers these before the camera's own routes run.
+            responses=AUTH_ERRORS,
         )
     app.include_router(kiosk.router)
     app.mount("/static", StaticFiles(directory=kiosk.STATIC), name="static")

@@ -23,6 +23,10 @@ import sqlite_utils
 TABLE = "web_tokens"
 TOKEN_PREFIX = "gwt_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+#: :data:`NAME_PATTERN` in words, for people.
+NAME_RULE = (
+    "a token name is 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+)
 
 
 class TokenError(Exception):
@@ -81,10 +85,7 @@ def _record(row: tuple[Any, ...]) -> TokenRecord:
 def create_token(db: sqlite_utils.Database, name: str, scope: Scope) -> tuple[TokenRecord, str]:
     """Create a token; returns its record and the secret (shown once, never stored)."""
     if not NAME_PATTERN.match(name):
-        raise TokenError(
-            "a token name is 1-64 letters, digits, '.', '_', '@' or '-', starting with a "
-            "letter or digit"
-        )
+        raise TokenError(NAME_RULE)
     ensure_schema(db)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = time.time()

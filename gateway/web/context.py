@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
+from gateway.bus import Event
 from gateway.store import Store
 from gateway.web import auth
 from gateway.web.metrics import WebMetrics
+from gateway.web.timeline import Timeline
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -52,6 +54,7 @@ class WebContext:
         ]
         self.auth_limit = auth.FailedAuthLimit(self.config.auth_failures_per_minute)
         self.metrics = WebMetrics(gw)
+        self.timeline = Timeline()
         #: Set when the server begins to stop, so live streams end at once.
         self.stopping = asyncio.Event()
         self._store: Store | None = None
@@ -95,13 +98,21 @@ class WebContext:
         try:
             async with asyncio.TaskGroup() as tg:
                 counter = tg.create_task(self.metrics.count_events(), name="web:metrics")
+                recorder = tg.create_task(self.record_timeline(), name="web:timeline")
                 try:
                     yield
                 finally:
                     self.stopping.set()
                     counter.cancel()
+                    recorder.cancel()
         finally:
             await self.close()
+
+    async def record_timeline(self) -> None:
+        """Feed the admin page's timeline from the bus, for as long as the app runs."""
+        with self.gw.bus.subscribe(Event, maxsize=1000) as events:
+            async for event in events:
+                self.timeline.record(event)
 
     # -- callers -------------------------------------------------------------------------
 

@@ -104,11 +104,45 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+#: Regular expressions of request fields, in words: nobody should be shown a regex.
+PATTERN_RULES: dict[str, str] = {}
+
+
+def _friendly(e: Any) -> str:
+    """One validation error as a person reads it (pydantic's wording is for programmers)."""
+    ctx = e.get("ctx") or {}
+    match e.get("type"):
+        case "string_pattern_mismatch":
+            return PATTERN_RULES.get(
+                str(ctx.get("pattern")), "contains characters that are not allowed here"
+            )
+        case "missing":
+            return "is required"
+        case "string_too_short":
+            n = ctx.get("min_length", 1)
+            return "must not be empty" if n == 1 else f"needs at least {n} characters"
+        case "string_too_long":
+            return f"is too long: at most {ctx.get('max_length')} characters"
+        case "literal_error" | "enum":
+            return f"must be one of {ctx.get('expected')}"
+        case "int_parsing" | "int_type" | "int_from_float":
+            return "must be a whole number"
+        case "greater_than_equal" | "less_than_equal" | "greater_than" | "less_than":
+            return str(e.get("msg", "is out of range")).replace("Input should be", "must be")
+        case "json_invalid":
+            return "the body is not valid JSON"
+        case "model_attributes_type" | "dict_type":
+            return "must be a JSON object"
+        case _:
+            return str(e.get("msg", "is not valid"))
+
+
 def _validation_message(err: RequestValidationError) -> str:
     parts = []
     for e in err.errors()[:5]:
         loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+        text = _friendly(e)
+        parts.append(text if text.startswith(("a ", "the ")) else f"{loc} {text}")
     return "; ".join(parts) or "the request is not valid"
 
 

@@ -57,7 +57,7 @@ def _note(member: dict[str, Any], machine_id: str, now: datetime) -> str:
                 return "expired"
     machines = member.get("machines") or {}
     role = machines.get(machine_id) or machines.get("*")
-    return str(role) if role else "not inducted"
+    return {"user": "member"}.get(str(role), str(role)) if role else "not inducted"
 
 
 def read_demo_badges(path: Path, machine_id: str) -> list[DemoBadge]:
@@ -107,6 +107,8 @@ async def kiosk_page(request: Request) -> HTMLResponse:
             # The live view is for the touchscreen only; elsewhere the page shows no machine.
             "camera": kiosk and ctx.gw.camera is not None,
             "initial": {"kiosk": kiosk, "state": sse.hello(ctx) if kiosk else None},
+            "timezone": cfg.site.timezone,
+            "heartbeat": sse.HEARTBEAT,
         },
         headers={"Cache-Control": "no-store"},
     )
@@ -121,5 +123,19 @@ async def admin_page(request: Request) -> HTMLResponse:
             "version": gateway.__version__,
             "machine_name": web(request).gw.config.machine.name,
             "camera": web(request).gw.camera is not None,
+            "token_command": token_command(web(request).simulation),
+            "timezone": web(request).gw.config.site.timezone,
         },
     )
+
+
+def token_command(simulation: bool) -> str:
+    """The command that makes an admin token for this gateway, as the sign-in page shows it.
+
+    In simulation (``make run``) it runs in the checkout, whose ``config/sim.toml`` the
+    CLI finds by itself; on an installed gateway it runs as the service's user, whose
+    default config is /etc/gateway/gateway.toml.
+    """
+    if simulation:
+        return ".venv/bin/gateway token create --name NAME --scope admin"
+    return "sudo -u gateway gateway token create --name NAME --scope admin"

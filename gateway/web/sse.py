@@ -4,8 +4,10 @@ The stream opens with ``hello`` (the machine's and the access capability's full
 status, so a screen needs no other request), then carries every bus event that
 has a ``topic`` (``state``, ``job_progress``, ``session_started``,
 ``access_denied``...) plus the access snapshot as ``access_state``, each as
-``event: <topic>`` and ``data: <the event's fields as JSON>``.  A comment line
-every ``HEARTBEAT`` seconds keeps proxies from closing an idle stream.
+``event: <topic>`` and ``data: <the event's fields as JSON>``.  A ``ping`` event
+after ``HEARTBEAT`` quiet seconds keeps proxies from closing an idle stream and
+lets a screen tell a quiet gateway from a hung one (a comment line would do the
+first, but scripts never see comments).
 
 A slow client never slows the daemon: its subscription is bounded (the bus
 drops the oldest event), and when several snapshots of one kind are waiting
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -80,7 +83,7 @@ async def stream(ctx: WebContext) -> AsyncIterator[str]:
                         await cancel_and_wait([get])
                     if get not in done or get.cancelled():
                         if not ctx.stopping.is_set():
-                            yield ": keep-alive\n\n"
+                            yield frame("ping", {"ts": round(time.time(), 3)})
                         continue
                     batch = [get.result()]
                     while (more := events.get_nowait()) is not None:

@@ -37,6 +37,12 @@ async def test_admin_pages(tmp_path: Path, kit: Any) -> None:
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
             await page.goto(f"http://127.0.0.1:{gw.web.port}/admin")
+            # Before signing in there is nothing but the sign-in form.
+            await expect(page.locator("#login")).to_be_visible()
+            for hidden in ("#tabs", "#who", "#error-box", ".tab"):
+                for el in await page.locator(hidden).all():
+                    await expect(el).to_be_hidden()
+            await page.screenshot(path=str(SHOTS / "29-admin-sign-in.png"))
             await page.fill("#token", "gwt_not-a-token")
             await page.click("#login-form button")
             await expect(page.locator("#login-error")).to_contain_text("not valid")
@@ -45,8 +51,8 @@ async def test_admin_pages(tmp_path: Path, kit: Any) -> None:
             await page.click("#login-form button")
             await expect(page.locator("#who-text")).to_have_text("Signed in as ops-admin (admin)")
             await expect(page.locator("#live")).to_have_text("live")
-            await expect(page.locator("#machine-facts")).to_contain_text("idle")
-            await expect(page.locator("#access-facts")).to_contain_text("locked")
+            await expect(page.locator("#machine-facts")).to_contain_text("Ready")
+            await expect(page.locator("#access-facts")).to_contain_text("Waiting for a badge")
             await page.screenshot(path=str(SHOTS / "30-admin-status.png"))
 
             await page.click("nav button[data-tab=files]")
@@ -77,6 +83,16 @@ async def test_admin_pages(tmp_path: Path, kit: Any) -> None:
 
             await page.click("nav button[data-tab=tokens]")
             await expect(page.locator("#tokens")).to_contain_text("ops-admin")
+            # A bad name is explained in words, and the message stays until dismissed.
+            await page.fill("#token-name", "bad name!")
+            await page.click("#token-form button")
+            error = page.locator("#error")
+            await expect(error).to_contain_text("a token name is 1-64 letters")
+            assert "[A-Za-z" not in await error.inner_text()
+            await page.wait_for_timeout(9000)  # longer than any timer of the old page
+            await expect(error).to_be_visible()
+            await page.click("#error-dismiss")
+            await expect(error).to_be_hidden()
             await page.fill("#token-name", "grafana")
             await page.select_option("#token-scope", "read")
             await page.click("#token-form button")
@@ -86,5 +102,12 @@ async def test_admin_pages(tmp_path: Path, kit: Any) -> None:
 
             await page.click("nav button[data-tab=jobs]")
             await expect(page.locator("#jobs")).to_contain_text("Nothing yet")
+
+            # Signing out leaves only the sign-in form again.
+            await page.click("#sign-out")
+            await expect(page.locator("#login")).to_be_visible()
+            await expect(page.locator("#tabs")).to_be_hidden()
+            for el in await page.locator(".tab").all():
+                await expect(el).to_be_hidden()
         finally:
             await browser.close()

@@ -129,7 +129,7 @@ async def test_live_view_on_the_kiosk_and_snapshots_in_admin(tmp_path: Path, kit
             await page.click("#confirm-yes")
             await expect(page.locator("#screen-job")).to_be_visible()
             await expect(page.locator("#progress-pct")).not_to_have_text("0 %", timeout=15_000)
-            await expect(page.locator("#readings")).to_contain_text("Hotend")
+            await expect(page.locator("#readings")).to_contain_text("Nozzle")
             await live_view_loaded(page, "cam-job")
             assert await streaming(page) == ["cam-job"]
             await wait_viewers(gw, 1)

@@ -103,7 +103,7 @@ async def test_kiosk_flow_at_800x480(tmp_path: Path, kit: Any) -> None:
             await expect(page.locator("#denial")).to_contain_text("Badge not recognised")
             await screen.shot("03-denied-unknown")
             await badge(screen, "Eve Lapsed")
-            await expect(page.locator("#denial")).to_contain_text("membership ended")
+            await expect(page.locator("#denial")).to_contain_text("membership ran until 2020-01-31")
 
             # Badge in: the member's name and the files they may run.
             await badge(screen, "Ada Lovelace")
@@ -128,7 +128,7 @@ async def test_kiosk_flow_at_800x480(tmp_path: Path, kit: Any) -> None:
             await expect(page.locator("#progress-pct")).not_to_have_text("0 %", timeout=15_000)
             first = await screen.percent()
             await expect(page.locator("#job-eta")).not_to_have_text("\u2013")
-            await expect(page.locator("#readings")).to_contain_text("Hotend")
+            await expect(page.locator("#readings")).to_contain_text("Nozzle")
             await page.wait_for_function(
                 f"() => parseInt(document.querySelector('#progress-pct').textContent) > {first}",
                 timeout=15_000,

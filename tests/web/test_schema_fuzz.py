@@ -24,6 +24,8 @@ pytestmark = pytest.mark.timeout(150)
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 BUDGET = 60.0  # seconds for the whole run
 EXAMPLES = 25  # per operation and caller
+#: A synthetic camera, so its routes are fuzzed too.
+CAMERA = {"enabled": True, "backend": "synthetic", "fps": 5}
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
@@ -69,13 +71,14 @@ def test_fuzzed_requests_get_answers_the_schema_describes(tmp_path: Path, kit: A
     config = kit.make_config(
         tmp_path / "s",
         web={"kiosk_addresses": ["192.0.2.1"], "auth_failures_per_minute": 10_000},
+        camera=CAMERA,
     )
     with kit.gateway_thread(config) as g:
         assert g.gw is not None
         admin = {"Authorization": f"Bearer {kit.new_token(g.gw, 'fuzz-admin-7f3a', Scope.ADMIN)}"}
         schema = schemathesis.openapi.from_url(f"{g.url}/openapi.json")
         # The live stream never ends by design; it is tested in test_api.py.
-        schema = schema.exclude(path="/api/events")
+        schema = schema.exclude(path="/api/events").exclude(path="/api/camera/stream.mjpg")
         deadline = time.monotonic() + BUDGET
         failures: list[str] = []
         operations = 0
@@ -98,3 +101,36 @@ def test_fuzzed_requests_get_answers_the_schema_describes(tmp_path: Path, kit: A
         assert 500 not in statuses
         assert {200, 401, 422} <= set(statuses), sorted(set(statuses))
         assert not failures, "\n\n".join(failures)
+
+
+async def test_every_json_answer_is_a_typed_model_and_errors_are_declared(
+    tmp_path: Path, kit: Any
+) -> None:
+    """Clients learn from /openapi.json what each route answers, failures included."""
+    config = kit.make_config(tmp_path / "s", camera=CAMERA)
+    async with kit.running_gateway(config) as gw, kit.client(gw) as c:
+        spec = (await c.get("/openapi.json")).json()
+    assert any(p.startswith("/api/camera/") for p in spec["paths"])
+    schemas = spec["components"]["schemas"]
+    untyped, undeclared = [], []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            where = f"{method.upper()} {path}"
+            for status, answer in op["responses"].items():
+                schema = answer.get("content", {}).get("application/json", {}).get("schema")
+                if schema is None:
+                    continue
+                if status.startswith("2"):
+                    ref = schema.get("$ref", "").rsplit("/", 1)[-1]
+                    typed = ref in schemas and schemas[ref].get("properties")
+                    typed = typed or schema.get("type") == "array" or "anyOf" in schema
+                    if not typed:
+                        untyped.append(f"{where} {status}")
+                elif schema.get("$ref", "").rsplit("/", 1)[-1] != "ErrorBody":
+                    undeclared.append(f"{where} {status} is not the error model")
+            # Every route is behind the token guard, so every one can answer 401 and 429.
+            for status in ("401", "429"):
+                if status not in op["responses"]:
+                    undeclared.append(f"{where} does not declare {status}")
+    assert not untyped, untyped
+    assert not undeclared, undeclared

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.web.api import access, files, jobs, live, machine, tokens, usage
+from gateway.web.api import access, files, jobs, live, machine, timeline, tokens, usage
 
 
 def routers() -> list[APIRouter]:
@@ -20,4 +20,5 @@ def routers() -> list[APIRouter]:
         tokens.router,
         live.router,
         usage.router,
+        timeline.router,
     ]

@@ -20,12 +20,21 @@ from pydantic import BaseModel, Field
 from gateway.access.cli import sessions_export
 from gateway.web.api.deps import (
     AUTH_ERRORS,
+    COMMAND_ERRORS,
     Admin,
     Operator,
     Reporter,
     Stopper,
     Web,
     require_access,
+)
+from gateway.web.api.models import (
+    AccessNow,
+    BadgePresented,
+    Lockout,
+    RefreshReply,
+    SessionOut,
+    UsageOut,
 )
 from gateway.web.context import WebContext
 from gateway.web.errors import ApiError, responses
@@ -49,17 +58,17 @@ class AccessListStatus(BaseModel):
     )
     members: int = 0
     last_error: str | None = None
-    lockout: dict[str, Any] | None = None
+    lockout: Lockout | None = None
     readers: list[str] = []
     pending_inductions: int = 0
 
 
 class Sessions(BaseModel):
-    sessions: list[dict[str, Any]]
+    sessions: list[SessionOut]
 
 
 class Usage(BaseModel):
-    usage: list[dict[str, Any]]
+    usage: list[UsageOut]
 
 
 class LockoutRequest(BaseModel):
@@ -128,17 +137,18 @@ async def access_status(ctx: Web, caller: Reporter) -> AccessListStatus:
         age_seconds=_age(lst["generated_at"]),
         members=lst["members"],
         last_error=lst["last_error"],
-        lockout=s["lockout"],
+        lockout=None if s["lockout"] is None else Lockout.model_validate(s["lockout"]),
         readers=s["readers"],
         pending_inductions=s["pending_inductions"],
     )
 
 
-@router.post("/access/refresh", responses=responses(409, 503, 504))
-async def refresh(ctx: Web, caller: Admin) -> dict[str, Any]:
+@router.post("/access/refresh", responses=responses(*COMMAND_ERRORS))
+async def refresh(ctx: Web, caller: Admin) -> RefreshReply:
     """Fetch the access list from its source now."""
     require_access(ctx)
-    return await ctx.gw.commands.call("refresh_access_list", origin="web", actor=caller.actor)
+    reply = await ctx.gw.commands.call("refresh_access_list", origin="web", actor=caller.actor)
+    return RefreshReply.model_validate(reply)
 
 
 @router.get("/sessions", response_model=Sessions, responses=_CSV_OR_JSON)
@@ -155,7 +165,8 @@ async def sessions(
     if format == "csv":
         return await _csv(ctx, usage=False, since=since, until=until)
     assert ctx.access is not None
-    return Sessions(sessions=_between(await ctx.access.sessions(limit), since, until))
+    rows = _between(await ctx.access.sessions(limit), since, until)
+    return Sessions(sessions=[SessionOut.model_validate(r) for r in rows])
 
 
 @router.get("/usage", response_model=Usage, responses=_CSV_OR_JSON)
@@ -171,19 +182,20 @@ async def usage(
     if format == "csv":
         return await _csv(ctx, usage=True, since=since, until=until)
     assert ctx.access is not None
-    return Usage(usage=await ctx.access.usage())
+    return Usage(usage=[UsageOut.model_validate(u) for u in await ctx.access.usage()])
 
 
-@router.post("/lockout", responses=responses(400, 409, 503, 504))
-async def lockout(body: LockoutRequest, ctx: Web, caller: Admin) -> dict[str, Any]:
+@router.post("/lockout", responses=responses(*COMMAND_ERRORS))
+async def lockout(body: LockoutRequest, ctx: Web, caller: Admin) -> AccessNow:
     """Lock the machine out for maintenance: power off, only maintainers may badge in."""
     require_access(ctx)
-    return await ctx.gw.commands.call(
+    reply = await ctx.gw.commands.call(
         "lockout", {"reason": body.reason, "by": caller.name}, origin="web", actor=caller.actor
     )
+    return AccessNow.model_validate(reply)
 
 
-@router.delete("/lockout", responses=responses(400, 409, 503, 504))
+@router.delete("/lockout", responses=responses(*COMMAND_ERRORS))
 async def clear_lockout(
     ctx: Web,
     caller: Admin,
@@ -191,25 +203,27 @@ async def clear_lockout(
         str | None,
         Query(max_length=64, description="Member id of the maintainer clearing the lockout"),
     ] = None,
-) -> dict[str, Any]:
+) -> AccessNow:
     """Clear the lockout (the access capability requires a maintainer's member id)."""
     require_access(ctx)
     args = {"by": by} if by else {}
-    return await ctx.gw.commands.call("clear_lockout", args, origin="web", actor=caller.actor)
+    reply = await ctx.gw.commands.call("clear_lockout", args, origin="web", actor=caller.actor)
+    return AccessNow.model_validate(reply)
 
 
-@router.post("/badge-out", responses=responses(409, 503, 504))
-async def badge_out(ctx: Web, caller: Operator) -> dict[str, Any]:
+@router.post("/badge-out", responses=responses(*COMMAND_ERRORS))
+async def badge_out(ctx: Web, caller: Operator) -> AccessNow:
     """End the current member's session, as if they had badged again."""
     require_access(ctx)
-    return await ctx.gw.commands.call("badge_out", origin=caller.origin, actor=caller.actor)
+    reply = await ctx.gw.commands.call("badge_out", origin=caller.origin, actor=caller.actor)
+    return AccessNow.model_validate(reply)
 
 
 sim_router = APIRouter(prefix="/api/sim", tags=["simulation"], responses=AUTH_ERRORS)
 
 
-@sim_router.post("/badge", responses=responses(400, 409, 503, 504))
-async def present_badge(body: SimBadge, ctx: Web, caller: Stopper) -> dict[str, Any]:
+@sim_router.post("/badge", responses=responses(*COMMAND_ERRORS))
+async def present_badge(body: SimBadge, ctx: Web, caller: Stopper) -> BadgePresented:
     """Simulation mode only: hold a badge against the simulated reader."""
     require_access(ctx)
     if "present_badge" not in ctx.gw.commands.names:
@@ -221,6 +235,7 @@ async def present_badge(body: SimBadge, ctx: Web, caller: Stopper) -> dict[str, 
     args: dict[str, Any] = {"uid": body.uid}
     if body.reader:
         args["reader"] = body.reader
-    return await ctx.gw.commands.call(
+    reply = await ctx.gw.commands.call(
         "present_badge", args, origin=caller.origin, actor=caller.actor
     )
+    return BadgePresented.model_validate(reply)

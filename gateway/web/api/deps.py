@@ -34,6 +34,9 @@ Admin = Annotated[Caller, Depends(allow(Scope.ADMIN))]
 
 #: Statuses every route may answer (400: a body that is not UTF-8 JSON).
 AUTH_ERRORS = responses(400, 401, 403, 422, 429, 500)
+#: What a route that calls a command may answer besides: refused (409), the capability
+#: not running (503) or not answering in time (504).
+COMMAND_ERRORS = (409, 503, 504)
 
 
 def require_access(ctx: WebContext) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
 
 from gateway.machine.files import StoredFile
 from gateway.web.api.deps import AUTH_ERRORS, Manager, Reader, Web
+from gateway.web.api.models import FileAnalysis
 from gateway.web.errors import ApiError, responses
 from gateway.web.upload import receive_upload
 
@@ -28,7 +29,7 @@ class FileOut(BaseModel):
     bytes: int
     estimated_seconds: float | None
     filament_mm: float | None
-    analysis: dict[str, Any]
+    analysis: FileAnalysis
 
     @classmethod
     def of(cls, f: StoredFile) -> FileOut:

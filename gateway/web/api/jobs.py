@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from gateway.web.api.deps import AUTH_ERRORS, Operator, Reader, Web
+from gateway.access.errors import AccessError
+from gateway.web.api.deps import AUTH_ERRORS, COMMAND_ERRORS, Operator, Reader, Web
+from gateway.web.api.models import CurrentJob, JobRecordOut
+from gateway.web.context import WebContext
 from gateway.web.errors import responses
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 
-_ACTION_ERRORS = responses(409, 504)
+_ACTION_ERRORS = responses(*COMMAND_ERRORS)
 
 
 class JobHistory(BaseModel):
-    jobs: list[dict[str, Any]]
-    current: dict[str, Any] | None = Field(description="The current or last job, with progress")
+    jobs: list[JobRecordOut]
+    current: CurrentJob | None = Field(description="The current or last job, with progress")
+
+
+async def _with_members(ctx: WebContext, jobs: list[dict[str, Any]]) -> list[JobRecordOut]:
+    """Each job with the member whose badge session was open when it started.
+
+    Sessions come from the access capability's records; without access control, or
+    for a job started outside any session, ``member_name`` stays empty.
+    """
+    sessions: list[dict[str, Any]] = []
+    if ctx.access is not None and jobs:
+        # The history is the machine's; without the access records it still answers.
+        with contextlib.suppress(AccessError):
+            sessions = await ctx.access.sessions(max(200, 2 * len(jobs)))
+    out = []
+    for job in jobs:
+        started = job.get("started_at")
+        member = None
+        if started is not None:
+            for s in sessions:
+                end = s.get("ended_at")
+                if s["started_at"] <= started and (end is None or started <= end):
+                    member = s["member_name"]
+                    break
+        out.append(JobRecordOut.model_validate({**job, "member_name": member}))
+    return out
 
 
 class StartJob(BaseModel):
@@ -34,30 +63,38 @@ async def history(
     """Past jobs of this machine, newest first."""
     limit = min(limit, ctx.gw.config.jobs.history_limit)
     jobs = await ctx.machine.job_history(limit, offset)
-    return JobHistory(jobs=jobs, current=ctx.machine.status()["job"])
-
-
-@router.post("", status_code=201, responses=responses(400, 404, 409, 504))
-async def start(body: StartJob, ctx: Web, caller: Operator) -> dict[str, Any]:
-    """Start a file from the library now (the machine must be idle and powered)."""
-    return await ctx.gw.commands.call(
-        "start_job", {"file": body.file}, origin=caller.origin, actor=caller.actor
+    current = ctx.machine.status()["job"]
+    return JobHistory(
+        jobs=await _with_members(ctx, jobs),
+        current=None if current is None else CurrentJob.model_validate(current),
     )
 
 
+@router.post("", status_code=201, responses=responses(404, 413, *COMMAND_ERRORS))
+async def start(body: StartJob, ctx: Web, caller: Operator) -> CurrentJob:
+    """Start a file from the library now (the machine must be idle and powered)."""
+    job = await ctx.gw.commands.call(
+        "start_job", {"file": body.file}, origin=caller.origin, actor=caller.actor
+    )
+    return CurrentJob.model_validate(job)
+
+
 @router.post("/current/pause", responses=_ACTION_ERRORS)
-async def pause(ctx: Web, caller: Operator) -> dict[str, Any]:
+async def pause(ctx: Web, caller: Operator) -> CurrentJob:
     """Pause the running job (it can be resumed)."""
-    return await ctx.gw.commands.call("pause", origin=caller.origin, actor=caller.actor)
+    job = await ctx.gw.commands.call("pause", origin=caller.origin, actor=caller.actor)
+    return CurrentJob.model_validate(job)
 
 
 @router.post("/current/resume", responses=_ACTION_ERRORS)
-async def resume(ctx: Web, caller: Operator) -> dict[str, Any]:
+async def resume(ctx: Web, caller: Operator) -> CurrentJob:
     """Resume the paused job."""
-    return await ctx.gw.commands.call("resume", origin=caller.origin, actor=caller.actor)
+    job = await ctx.gw.commands.call("resume", origin=caller.origin, actor=caller.actor)
+    return CurrentJob.model_validate(job)
 
 
 @router.post("/current/cancel", responses=_ACTION_ERRORS)
-async def cancel(ctx: Web, caller: Operator) -> dict[str, Any]:
+async def cancel(ctx: Web, caller: Operator) -> CurrentJob:
     """Cancel the current job: motion stops, heaters or spindle are switched off."""
-    return await ctx.gw.commands.call("cancel", origin=caller.origin, actor=caller.actor)
+    job = await ctx.gw.commands.call("cancel", origin=caller.origin, actor=caller.actor)
+    return CurrentJob.model_validate(job)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from gateway.web.api.deps import AUTH_ERRORS, Operator, Reader, Stopper, Web
+from gateway.web.api.deps import AUTH_ERRORS, COMMAND_ERRORS, Operator, Reader, Stopper, Web
+from gateway.web.api.models import MachineStateReply, MachineStatusOut
 from gateway.web.errors import responses
 
 router = APIRouter(prefix="/api", tags=["machine"], responses=AUTH_ERRORS)
@@ -21,9 +22,9 @@ class WhoAmI(BaseModel):
 
 
 @router.get("/status")
-async def status(ctx: Web, caller: Reader) -> dict[str, Any]:
+async def status(ctx: Web, caller: Reader) -> MachineStatusOut:
     """Machine state, current job and its progress, temperatures or position."""
-    return ctx.machine.status()
+    return MachineStatusOut.model_validate(ctx.machine.status())
 
 
 @router.get("/whoami")
@@ -38,16 +39,18 @@ async def whoami(ctx: Web, caller: Reader) -> WhoAmI:
     )
 
 
-@router.post("/estop", responses=responses(409, 504))
-async def estop(ctx: Web, caller: Stopper) -> dict[str, Any]:
+@router.post("/estop", responses=responses(*COMMAND_ERRORS))
+async def estop(ctx: Web, caller: Stopper) -> MachineStateReply:
     """Emergency stop: halts the controller at once and cuts the machine's power.
 
     Always allowed from the touchscreen.  The machine stays stopped until reset.
     """
-    return await ctx.gw.commands.call("estop", origin=caller.origin, actor=caller.actor)
+    reply = await ctx.gw.commands.call("estop", origin=caller.origin, actor=caller.actor)
+    return MachineStateReply.model_validate(reply)
 
 
-@router.post("/machine/reset", responses=responses(409, 504))
-async def reset(ctx: Web, caller: Operator) -> dict[str, Any]:
+@router.post("/machine/reset", responses=responses(*COMMAND_ERRORS))
+async def reset(ctx: Web, caller: Operator) -> MachineStateReply:
     """Clear an e-stop or controller fault (reconnects the controller)."""
-    return await ctx.gw.commands.call("reset", origin=caller.origin, actor=caller.actor)
+    reply = await ctx.gw.commands.call("reset", origin=caller.origin, actor=caller.actor)
+    return MachineStateReply.model_validate(reply)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from gateway.web import auth
+from gateway.web import auth, errors
 from gateway.web.api.deps import AUTH_ERRORS, Admin, Web
 from gateway.web.errors import ApiError, responses
 
@@ -34,8 +34,11 @@ class TokenList(BaseModel):
     tokens: list[TokenOut]
 
 
+errors.PATTERN_RULES[auth.NAME_PATTERN.pattern] = auth.NAME_RULE
+
+
 class NewToken(BaseModel):
-    name: str = Field(pattern=auth.NAME_PATTERN.pattern)
+    name: str = Field(pattern=auth.NAME_PATTERN.pattern, description=auth.NAME_RULE)
     scope: Literal["read", "operate", "admin"]
 
 

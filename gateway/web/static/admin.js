@@ -3,6 +3,7 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  const W = window.Words;  // the shared glossary and formats (words.js)
   const KEY = "gateway-token";
   let token = sessionStorage.getItem(KEY) || "";
   let streamAbort = null;
@@ -31,22 +32,18 @@
     return (data && data.error && data.error.message) || r.status + " " + r.statusText;
   }
 
+  // An error stays until the admin dismisses it or a newer one replaces it.
   function fail(err) {
-    const el = $("error");
-    el.textContent = err.message || String(err);
-    el.hidden = false;
-    setTimeout(() => { el.hidden = true; }, 8000);
+    $("error").textContent = err.message || String(err);
+    $("error-box").hidden = false;
   }
+
+  $("error-dismiss").addEventListener("click", () => { $("error-box").hidden = true; });
 
   // -- formatting -----------------------------------------------------------------------
 
-  const when = (t) => (t ? new Date(typeof t === "number" ? t * 1000 : t).toLocaleString() : "\u2013");
-  function duration(s) {
-    if (s == null) return "\u2013";
-    s = Math.round(s);
-    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-    return h ? h + " h " + m + " min" : m ? m + " min " + (s % 60) + " s" : s + " s";
-  }
+  const when = W.dateTime;   // in the space's time zone (site.timezone)
+  const duration = W.duration;
   const size = (b) => (b > 1048576 ? (b / 1048576).toFixed(1) + " MiB" : (b / 1024).toFixed(1) + " KiB");
 
   function rows(tbody, items, cells) {
@@ -64,7 +61,7 @@
     if (!items.length) {
       const tr = document.createElement("tr");
       const td = document.createElement("td");
-      td.colSpan = 8;
+      td.colSpan = 9;
       td.textContent = "Nothing yet.";
       tr.appendChild(td);
       el.appendChild(tr);
@@ -115,6 +112,9 @@
     stopCamera();
     $("who").hidden = true;
     $("tabs").hidden = true;
+    $("error-box").hidden = true;
+    timeline = [];
+    timelineNewest = 0;
     for (const s of document.querySelectorAll(".tab")) s.hidden = true;
     $("login").hidden = false;
     $("login-error").textContent = why || "";
@@ -132,14 +132,13 @@
   // -- tabs -------------------------------------------------------------------------------
 
   const loaders = {
-    status: loadStatus, jobs: loadJobs, files: loadFiles, sessions: loadSessions,
+    status: loadStatus, timeline: loadTimeline, jobs: loadJobs, files: loadFiles, sessions: loadSessions,
     access: loadAccess, tokens: loadTokens,
   };
 
   function openTab(name) {
     tab = name;
     if (name !== "camera") stopCamera();
-    $("error").hidden = true;
     for (const b of document.querySelectorAll("nav button")) b.classList.toggle("active", b.dataset.tab === name);
     for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== "tab-" + name;
     loaders[name]().catch(fail);
@@ -158,24 +157,26 @@
   function renderStatus() {
     if (!machine) return;
     facts("machine-facts", [
-      ["State", machine.state], ["Firmware", machine.firmware + " " + (machine.firmware_version || "")],
+      ["State", W.machine(machine.state)], ["Firmware", machine.firmware + " " + (machine.firmware_version || "")],
       ["Message", machine.message], ["Fault", machine.fault],
-      ["Temperatures", Object.entries(machine.temperatures || {}).map(([k, v]) => k + " " + v[0] + (v[1] ? "/" + v[1] : "")).join(", ")],
+      ["Temperatures", Object.entries(machine.temperatures || {}).map(([k, v]) => W.temperature(k, v)).join(", ")],
       ["Position", Object.entries(machine.position || {}).map(([k, v]) => k.toUpperCase() + " " + v).join(" ")],
     ]);
     const job = machine.job;
     $("job-box").hidden = !job;
     if (job) {
       $("job-progress").value = job.fraction || 0;
+      const active = job.state === "running" || job.state === "paused";
+      $("job-title").textContent = active ? "Current job" : "Last job";
       facts("job-facts", [
-        ["File", job.file], ["State", job.state],
+        ["File", job.file], ["State", W.outcome(job.state)],
         ["Progress", Math.floor((job.fraction || 0) * 100) + " % (" + job.lines_done + " / " + job.lines_total + " lines)"],
-        ["Elapsed", duration(job.elapsed)], ["Time left", duration(job.eta_seconds)],
+        ["Elapsed", duration(job.elapsed)], ["Time left", active ? duration(job.eta_seconds) : null],
       ]);
     }
     if (access) {
       facts("access-facts", [
-        ["State", access.state], ["Member", access.session ? access.session.member_name : null],
+        ["State", W.access(access.state)], ["Member", access.session ? access.session.member_name : null],
         ["Lockout", access.lockout ? access.lockout.reason + " (by " + access.lockout.by + ")" : "none"],
         ["Last refusal", access.last_denial],
       ]);
@@ -189,13 +190,50 @@
     renderStatus();
   }
 
-  function logEvent(name, data) {
-    const li = document.createElement("li");
-    li.textContent = new Date().toLocaleTimeString() + " " + name + " " + JSON.stringify(data).slice(0, 220);
-    const list = $("events");
-    list.prepend(li);
-    while (list.childElementCount > 100) list.lastChild.remove();
+  // -- the timeline ---------------------------------------------------------------------
+  // Rows come from /api/timeline, written by the gateway in words; the live stream only
+  // says when to ask for newer ones.  Filters work on the rows already here.
+
+  let timeline = [];          // newest first
+  let timelineNewest = 0;
+  let timelineTimer = 0;
+  const KINDS = {
+    jobs: (e) => e.kind.startsWith("job_") || e.kind === "timelapse",
+    people: (e) => ["session_started", "session_ended", "access_denied", "induction", "lockout"].includes(e.kind),
+    problems: (e) => e.level !== "info",
+  };
+
+  async function fetchTimeline() {
+    const page = await api("GET", "/api/timeline?limit=500&after=" + timelineNewest);
+    timeline = page.entries.concat(timeline).slice(0, 1000);
+    timelineNewest = page.newest;
+    if (tab === "timeline") renderTimeline();
   }
+
+  async function loadTimeline() {
+    $("tl-zone").textContent = W.zone ? "times in " + W.zone : "";
+    renderTimeline();
+    await fetchTimeline();
+  }
+
+  function renderTimeline() {
+    const kind = KINDS[$("tl-kind").value];
+    const words = $("tl-search").value.trim().toLowerCase();
+    const shown = timeline.filter((e) => (!kind || kind(e)) &&
+      (!words || (e.text + " " + (e.who || "")).toLowerCase().includes(words)));
+    rows("events", shown.slice(0, 300), (e) => [W.day(e.at) + ", " + W.time(e.at), e.who, e.text]);
+    const trs = $("events").children;
+    shown.slice(0, 300).forEach((e, i) => { trs[i].className = e.level; });
+  }
+
+  function logEvent() {
+    clearTimeout(timelineTimer);
+    timelineTimer = setTimeout(() => fetchTimeline().catch(() => {}), 300);
+  }
+
+  $("tl-kind").addEventListener("change", renderTimeline);
+  $("tl-search").addEventListener("input", renderTimeline);
+  $("tl-filters").addEventListener("submit", (ev) => ev.preventDefault());
 
   function onEvent(name, data) {
     if (name === "hello") {
@@ -215,7 +253,7 @@
     } else if (name === "lockout" && access) {
       access.lockout = data.active ? { reason: data.reason, by: data.by } : null;
     }
-    if (name !== "state" && name !== "job_progress" && name !== "hello") logEvent(name, data);
+    if (!["state", "job_progress", "hello", "ping"].includes(name)) logEvent(name, data);
     renderStatus();
   }
 
@@ -276,9 +314,10 @@
 
   async function loadJobs() {
     const data = await api("GET", "/api/jobs?limit=100");
-    rows("jobs", data.jobs, (j) => [j.id, j.file, j.state, when(j.started_at),
-      j.started_at && j.ended_at ? duration(j.ended_at - j.started_at) : null,
-      (j.lines_done || 0) + " / " + (j.lines_total || 0), j.reason]);
+    rows("jobs", data.jobs, (j) => [j.id, j.file, j.member_name, W.door(j.origin), W.outcome(j.state),
+      when(j.started_at), j.seconds != null ? duration(j.seconds)
+        : j.started_at && j.ended_at ? duration(j.ended_at - j.started_at) : null,
+      (j.lines_done || 0) + " / " + (j.lines_total || 0), j.reason && j.reason !== j.state ? j.reason : null]);
   }
 
   async function loadFiles() {
@@ -328,7 +367,7 @@
     try {
       const s = await api("GET", "/api/sessions?limit=200");
       rows("sessions", s.sessions, (r) => [r.member_name, r.role, when(r.started_at),
-        duration(r.duration), r.jobs, r.end_reason || (r.ended_at ? null : "open")]);
+        duration(r.duration), r.jobs, r.end_reason ? W.sessionEnd(r.end_reason) : (r.ended_at ? null : "still open")]);
       const u = await api("GET", "/api/usage");
       rows("usage", u.usage, (r) => [r.member_name, r.sessions, duration(r.powered_seconds),
         duration(r.job_seconds), (r.filament_mm / 1000).toFixed(2) + " m"]);

@@ -23,35 +23,20 @@
   // the e-stop with "Printer halted", which alone would read as a controller error.
   let estopped = S.machine.state === "estop";
 
-  const TEMP_NAMES = { T: "Hotend", T0: "Hotend", T1: "Hotend 2", B: "Bed", C: "Chamber" };
-  const STATE_TEXT = {
-    disconnected: "Controller disconnected", connecting: "Connecting to controller",
-    idle: "Ready", running: "Running", paused: "Paused", error: "Controller error",
-    estop: "EMERGENCY STOP",
-  };
-  const END_TEXT = {
-    badge_out: "Badged out.", idle_timeout: "Session ended: no job for a while.",
-    max_session: "Session ended: the longest session time was reached.",
-    lockout: "Session ended: the machine was locked out.",
-    interlock: "Session ended: a safety interlock opened.",
-    estop: "Session ended by the emergency stop.", takeover: "Handed over after induction.",
-  };
+  // Every sentence a member reads comes from the shared glossary (words.js).
+  const W = window.Words;
+  const TEMP_NAMES = W.SENSOR;
+  const STATE_TEXT = W.MACHINE;
+  const END_TEXT = W.SESSION_END;
 
   // -- helpers ------------------------------------------------------------------------
 
-  function duration(s) {
-    if (s == null || !isFinite(s)) return "\u2013";
-    s = Math.max(0, Math.round(s));
-    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-    if (h) return h + " h " + String(m).padStart(2, "0") + " min";
-    if (m) return m + " min " + String(sec).padStart(2, "0") + " s";
-    return sec + " s";
-  }
+  const duration = W.duration;
 
+  // The wall-clock time ``s`` seconds from now, in the space's time zone.
   function clockIn(s) {
     if (s == null || !isFinite(s)) return "\u2013";
-    const t = new Date(Date.now() + s * 1000);
-    return String(t.getHours()).padStart(2, "0") + ":" + String(t.getMinutes()).padStart(2, "0");
+    return W.clock(Date.now() / 1000 + s);
   }
 
   function toast(text, ms) {
@@ -125,6 +110,7 @@
 
   function choose() {
     const a = S.access;
+    if (offline) return "offline";
     if (jobActive()) return "job";
     if (!a || a.session) return "session";
     if (a.state === "lockout") return "lockout";
@@ -138,6 +124,11 @@
   function placeSimPanel(screen) {
     const panel = $("sim-panel");
     if (!panel) return;
+    if (screen === "offline") {  // a badge cannot reach a gateway that is not there
+      panel.hidden = true;
+      $("sim-toggle").hidden = true;
+      return;
+    }
     const dock = screen === "locked" || screen === "lockout";
     if (dock) {
       $("screen-" + screen).appendChild(panel);
@@ -194,7 +185,13 @@
   function renderBar() {
     const m = S.machine;
     const el = $("machine-state");
+    if (offline) {
+      el.textContent = STATE_TEXT.offline;
+      el.classList.add("alarm");
+      return;
+    }
     let text = STATE_TEXT[stopped()] || m.state;
+    if (S.access && S.access.state === "lockout" && m.state === "idle") text = W.ACCESS.lockout;
     if (S.access && S.access.session) text += " \u00b7 " + S.access.session.member_name;
     el.textContent = text;
     el.classList.toggle("alarm", m.state === "estop" || m.state === "error");
@@ -227,14 +224,15 @@
   function machineProblem(locked) {
     const m = S.machine;
     if (m.state === "estop" || m.state === "error") {
-      const what = stopped() === "estop" ? "The emergency stop was pressed"
-        : "The controller stopped with an error" + (m.message ? " (" + m.message + ")" : "");
-      return { text: what + ". Check the machine, then " +
-        (locked ? "badge in to reset it." : "reset the controller."), reset: true };
+      const estop = stopped() === "estop";
+      const what = estop ? "The emergency stop was pressed."
+        : "The machine's controller stopped with a problem" + (m.message ? " (" + m.message + ")." : ".");
+      const next = locked ? W.ADVICE.estop_locked : estop ? W.ADVICE.estop_kiosk : W.ADVICE.controller;
+      return { text: what + " " + next, reset: true, resetText: estop ? "Clear the stop" : "Reconnect" };
     }
     if (m.state === "disconnected" || m.state === "connecting") {
-      return { text: "The controller is not connected" + (m.message ? ": " + m.message : "") +
-        ". Check its USB cable and power.", reset: false };
+      return { text: "The machine's controller is not connected" + (m.message ? ": " + m.message : "") +
+        ". " + W.ADVICE.unplugged, reset: false };
     }
     return null;
   }
@@ -244,9 +242,10 @@
     const session = a && a.session;
     $("hello").textContent = session ? "Hello, " + session.member_name : S.machine.name || "Ready";
     $("hello-role").textContent = session
-      ? (session.role ? session.role + " \u00b7 " : "") + "Choose a file to start it"
+      ? (session.role ? W.role(session.role) + " \u00b7 " : "") + "Choose a file to start it"
       : "Access control is off. Choose a file to start it";
     $("badge-out").hidden = !session;
+    renderInduction();
 
     const banner = $("session-banner");
     const problem = machineProblem();
@@ -254,6 +253,7 @@
       banner.className = "banner bad";
       $("session-banner-text").textContent = problem.text;
       $("reset").hidden = !problem.reset;
+      if (problem.resetText) $("reset").textContent = problem.resetText;
       banner.hidden = false;
     } else if (lastResult) {
       const r = lastResult;
@@ -370,7 +370,8 @@
   function render() {
     const screen = choose();
     renderBar();
-    if (screen === "locked") renderLocked();
+    if (screen === "offline") renderOffline();
+    else if (screen === "locked") renderLocked();
     else if (screen === "lockout") renderLockout();
     else if (screen === "session") renderSession();
     else renderJob();
@@ -423,6 +424,83 @@
     openConfirm("Start " + f.name + "?", parts.join(" "), "Start", "go", action);
   }
 
+  // -- offline ------------------------------------------------------------------------------
+  // Without the event stream the screen cannot know the machine's state and nothing tapped
+  // here reaches the gateway; the machine's power needs the gateway, so it is disabled.
+  // After a short grace (a stream can blink when the Wi-Fi does) the kiosk says so plainly.
+
+  const OFFLINE_GRACE_MS = 2500;
+  const RECONNECT_MS = 3000;
+  // The gateway sends at least a "ping" every HEARTBEAT seconds (gateway/web/sse.py); a
+  // stream silent for two of them and a bit is a hung gateway, not a quiet one.
+  const SILENCE_MS = (2 * Number(document.body.dataset.heartbeat || 15) + 5) * 1000;
+  let lastHeard = Date.now();
+  let watchdog = 0;
+  let offline = false;
+  let offlineSince = null;   // when contact was lost (ms since the epoch), or null
+  let offlineTimer = 0;
+  let relayKnown = null;     // { on, at }: the relay as the gateway last reported it
+
+  function lostContact() {
+    if (offlineSince === null) offlineSince = Date.now();
+    if (offline || offlineTimer) return;
+    offlineTimer = setTimeout(() => {
+      offlineTimer = 0;
+      offline = true;
+      closeConfirm();
+      hideDenial();
+      $("toast").hidden = true;
+      render();
+    }, OFFLINE_GRACE_MS);
+  }
+
+  function regainedContact() {
+    clearTimeout(offlineTimer);
+    offlineTimer = 0;
+    offlineSince = null;
+    offline = false;
+  }
+
+  function noteRelay() {
+    const session = S.access && S.access.session;
+    if (session && session.member_id) memberNames[session.member_id] = session.member_name;
+    if (S.access && typeof S.access.relay_on === "boolean") {
+      relayKnown = { on: S.access.relay_on, at: Date.now() / 1000 };
+    }
+  }
+
+  function renderOffline() {
+    $("offline-advice").textContent = W.ADVICE.offline;
+    const facts = ["No contact with the gateway since " + W.time((offlineSince || Date.now()) / 1000) + "."];
+    if (relayKnown) {
+      facts.push("Machine power was last reported " + (relayKnown.on ? "ON" : "off") + " at " +
+        W.time(relayKnown.at) + (relayKnown.on ? "; the gateway switches it off when it stops." : "."));
+    } else if (S.access === null) {
+      facts.push("This gateway does not switch the machine's power.");
+    }
+    facts.push("This screen reconnects by itself.");
+    $("offline-facts").textContent = facts.join(" ");
+  }
+
+  // -- induction ----------------------------------------------------------------------------
+  // A trainer's badge followed by a new member's records an induction and hands the
+  // machine over; the screen confirms it until tapped away or the next job starts.
+
+  let induction = null;      // { member, trainer, at }
+  const memberNames = {};    // member id -> name, of every session seen: names the trainer
+
+  function renderInduction() {
+    const el = $("induction-banner");
+    if (!induction) {
+      el.hidden = true;
+      return;
+    }
+    $("induction-text").textContent = "\u2714 " + induction.member + " is now inducted on this " +
+      (S.machine.kind === "cnc" ? "CNC" : S.machine.kind || "machine") + ". Recorded by " +
+      induction.trainer + " at " + W.clock(induction.at) + ".";
+    el.hidden = false;
+  }
+
   // -- live updates ------------------------------------------------------------------------
 
   function applyAccessState(e) {
@@ -442,10 +520,27 @@
     S.access = a;
   }
 
+  let opened = false;
+
   function connect() {
     const es = new EventSource("/api/events");
-    const on = (name, fn) => es.addEventListener(name, (m) => { fn(JSON.parse(m.data)); render(); });
-    let opened = false;
+    const on = (name, fn) => es.addEventListener(name, (m) => {
+      lastHeard = Date.now();
+      fn(JSON.parse(m.data));
+      noteRelay();
+      render();
+    });
+    lastHeard = Date.now();
+    clearInterval(watchdog);
+    watchdog = setInterval(() => {
+      if (Date.now() - lastHeard < SILENCE_MS) return;
+      clearInterval(watchdog);
+      es.close();
+      $("live-dot").classList.remove("live");
+      lostContact();
+      setTimeout(connect, RECONNECT_MS);
+    }, 1000);
+    es.addEventListener("ping", () => { lastHeard = Date.now(); });
     es.onopen = () => {
       $("live-dot").classList.add("live");
       $("toast").hidden = true;
@@ -458,9 +553,16 @@
     es.addEventListener("error", (ev) => {
       if (ev.data) return;  // a machine error: the state that follows says what to do
       $("live-dot").classList.remove("live");
-      toast("Reconnecting to the gateway\u2026", 0);
+      lostContact();
+      // EventSource retries a refused connection by itself, but gives up on an HTTP
+      // error (a proxy's 502, the gateway's 503): then a fresh one is opened later.
+      if (es.readyState === EventSource.CLOSED) {
+        clearInterval(watchdog);
+        es.close();
+        setTimeout(connect, RECONNECT_MS);
+      }
     });
-    on("hello", (d) => { S = d; });
+    on("hello", (d) => { S = d; regainedContact(); });
     on("estop", () => { estopped = true; });
     on("state", (d) => {
       const m = S.machine;
@@ -483,20 +585,32 @@
       hideDenial();
       lockedNote = null;
       lastResult = null;
+      induction = d.inducted_by ? {
+        member: d.member_name, trainer: memberNames[d.inducted_by] || "the trainer", at: Date.now() / 1000,
+      } : null;
+      memberNames[d.member_id] = d.member_name;
       if (S.access) S.access.session = { member_id: d.member_id, member_name: d.member_name, role: d.role };
     });
-    on("session_ended", (d) => { lockedNote = END_TEXT[d.reason] || "Session ended."; });
+    on("session_ended", (d) => { lockedNote = W.sessionEnd(d.reason); induction = null; });
+    on("job_started", () => { induction = null; });
     on("lockout", (d) => {
       if (S.access) S.access.lockout = d.active ? { reason: d.reason, by: d.by } : null;
     });
-    on("access_denied", (d) => showDenial(d.message));
+    on("access_denied", (d) => showDenial(W.denial(d.reason, d.message)));
   }
 
   // -- buttons -----------------------------------------------------------------------------
 
   $("estop").addEventListener("click", async () => {
+    if (offline) {
+      // Sent anyway in case the gateway is just back; the member is told what works now.
+      toast("The gateway is not answering: use the stop switch on the machine itself.", 8000);
+      api("POST", "/api/estop").catch(() => {});
+      return;
+    }
     if (await act("POST", "/api/estop")) toast("Emergency stop sent.", 6000);
   });
+  $("induction-ok").addEventListener("click", () => { induction = null; render(); });
   $("badge-out").addEventListener("click", () => act("POST", "/api/badge-out"));
   $("job-badge-out").addEventListener("click", () => act("POST", "/api/badge-out"));
   $("pause").addEventListener("click", () => act("POST", "/api/jobs/current/pause"));
@@ -528,6 +642,7 @@
     $("sim-toggle").addEventListener("click", () => { simOpen = !simOpen; render(); });
   }
 
+  noteRelay();
   render();
   connect();
 })();

@@ -1,0 +1,175 @@
+"""``make screenshots``: every kiosk state and admin tab, at 800x480 and 1280x800.
+
+Runs the real daemon in simulation (simulated Marlin moving in real time, simulated
+badge reader, synthetic camera) and a real headless Chromium, walks through the
+states a member and an admin meet, and writes one PNG per state and size to the
+folder given (``docs/screenshots`` from the Makefile).  PNGs are reduced to a
+256-colour palette so the committed set stays small.
+
+Usage: python tests/web/screenshots.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import conftest as kit  # the web tests' helpers: config, gateway, tokens
+
+from gateway.web.auth import Scope
+from gateway.web.site import SiteConfig
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SIZES = ((800, 480), (1280, 800))
+CAMERA = {"enabled": True, "backend": "synthetic", "fps": 5}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def save_small(png: bytes, path: Path) -> None:
+    """The screenshot as a palette PNG: a quarter of the bytes, the same to a reader."""
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
+class Shots:
+    """One page per size; ``take`` photographs all of them once ``ready`` holds."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.pages: list[tuple[str, Any]] = []
+        self.names: list[str] = []
+
+    async def open(self, browser: Any, url: str) -> None:
+        for w, h in SIZES:
+            page = await browser.new_page(viewport={"width": w, "height": h})
+            await page.goto(url)
+            self.pages.append((f"{w}x{h}", page))
+
+    async def take(self, name: str, ready: str | None = None, text: str | None = None) -> None:
+        from playwright.async_api import expect
+
+        for size, page in self.pages:
+            if ready is not None:
+                loc = page.locator(ready).first
+                await expect(loc).to_be_visible(timeout=20_000)
+                if text is not None:
+                    await expect(loc).to_contain_text(text, timeout=20_000)
+            await page.wait_for_timeout(300)  # let a repaint land
+            path = self.out / f"{name}-{size}.png"
+            save_small(await page.screenshot(), path)
+            self.names.append(path.name)
+
+    async def each(self, action: str, *args: Any) -> None:
+        for _, page in self.pages:
+            await getattr(page, action)(*args)
+
+    async def close(self) -> None:
+        for _, page in self.pages:
+            await page.close()
+        self.pages = []
+
+
+async def kiosk_states(gw: Any, browser: Any, shots: Shots, url: str) -> None:
+    call = gw.commands.call
+    await shots.open(browser, url)
+    await shots.take("kiosk-01-badge-in", "#screen-locked")
+    await call("present_badge", {"uid": kit.BOB})
+    await shots.take("kiosk-02-refused", "#denial", "not inducted")
+    await shots.each("click", "#denial")
+    await call("present_badge", {"uid": kit.ADA})
+    await shots.take("kiosk-03-session", "#hello", "Ada")
+    await shots.each("click", "#files button >> nth=0")
+    await shots.take("kiosk-04-confirm-start", "#confirm")
+    await shots.pages[0][1].click("#confirm-yes")
+    for _, page in shots.pages:  # some progress and a heating nozzle, as a member sees it
+        await page.wait_for_function(
+            "() => parseInt(document.querySelector('#progress-pct').textContent) >= 3",
+            timeout=30_000,
+        )
+    await shots.take("kiosk-05-job-running", "#readings", "/")
+    await call("pause", origin="kiosk")
+    await shots.take("kiosk-06-job-paused", "#job-state", "Paused")
+    await call("resume", origin="kiosk")
+    await call("cancel", origin="kiosk")
+    await shots.take("kiosk-07-job-cancelled", "#session-banner", "cancelled")
+    await call("badge_out", origin="kiosk")
+    await shots.take("kiosk-08-badged-out", "#locked-note")
+    # A trainer (Max may train) inducts Bob.
+    await call("present_badge", {"uid": kit.MAX})
+    await shots.take("kiosk-09-trainer", "#hello", "Max")
+    await call("present_badge", {"uid": kit.BOB})
+    await shots.take("kiosk-10-induction-confirmed", "#induction-banner", "inducted")
+    await call("badge_out", origin="kiosk")
+    await call("lockout", {"reason": "Nozzle being replaced", "by": "Max"})
+    await shots.take("kiosk-11-out-of-service", "#screen-lockout")
+    await call("clear_lockout", {"by": "m-max"})
+    await call("estop", origin="kiosk")
+    await shots.take("kiosk-12-emergency-stop", "#locked-note", "emergency stop")
+
+
+async def admin_tabs(browser: Any, shots: Shots, url: str, secret: str) -> None:
+    await shots.open(browser, url + "admin")
+    await shots.take("admin-01-sign-in", "#login")
+    await shots.each("fill", "#token", secret)
+    await shots.each("click", "#login-form button")
+    tabs = ["status", "timeline", "jobs", "files", "sessions", "access", "tokens", "camera"]
+    for i, tab in enumerate(tabs, start=2):
+        await shots.each("click", f"nav button[data-tab={tab}]")
+        ready = {"status": "#live.on", "timeline": "#events tr", "jobs": "#jobs tr"}.get(tab)
+        await shots.take(f"admin-{i:02d}-{tab}", ready or f"#tab-{tab}")
+
+
+async def main(out: Path) -> list[str]:
+    from playwright.async_api import async_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state"
+        config = kit.make_config(
+            state, time_scale=1.0, camera=CAMERA, web={"port": free_port()}
+        ).model_copy(update={"site": SiteConfig(timezone="Europe/London")})
+        shots = Shots(out)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                async with kit.running_gateway(config) as gw:
+                    url = f"http://127.0.0.1:{gw.web.port}/"
+                    for name, moves in (("bracket-v3.gcode", 400), ("benchy.gcode", 300)):
+                        path = Path(tmp) / name
+                        path.write_bytes(kit.gcode_file(moves))
+                        gw.machine.files.add_path(path)
+                    await kiosk_states(gw, browser, shots, url)
+                    kiosk = shots.pages
+                    shots.pages = []
+                    secret = kit.new_token(gw, "ops-admin", Scope.ADMIN)
+                    await admin_tabs(browser, shots, url, secret)
+                    await shots.close()
+                    shots.pages = kiosk
+                # The gateway has stopped: the kiosk pages say so.
+                await shots.take("kiosk-13-gateway-offline", "#screen-offline")
+                await shots.close()
+            finally:
+                await browser.close()
+    return sorted(set(shots.names))
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    names = asyncio.run(main(folder))
+    print(f"{len(names)} screenshots written")
