@@ -25,6 +25,7 @@ Example (TOML)::
 
     [access.rules]
     badge_out = "after_job"
+    remote_start = "with_session"   # or "never"; "always" drops the presence rule
 
 The site secret is the HMAC key badge UIDs are hashed with; it is the same on
 every gateway of a site and never leaves it.
@@ -49,6 +50,9 @@ MIN_SECRET_BYTES = 16
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+RemoteStart = Literal["with_session", "never", "always"]
 
 
 class MachineRules(_Section):
@@ -78,6 +82,12 @@ class MachineRules(_Section):
         description="Refusals per denied_window before badges are refused without being evaluated",
     )
     denied_window: float = Field(default=60.0, gt=0)
+    remote_start: RemoteStart = Field(
+        default="with_session",
+        description="Starting or resuming a job from outside the kiosk (web API, MQTT): "
+        "with_session needs a member badged in at the machine; never allows it only on "
+        "the touchscreen; always allows it with nobody present (unsafe, logged at start-up)",
+    )
 
 
 class FileSourceConfig(_Section):
