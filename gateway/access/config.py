@@ -90,12 +90,27 @@ class MachineRules(_Section):
     )
 
 
+#: Default cap on an access list, compressed or not (5,000 members take about 1 MB).
+DEFAULT_LIST_MAX_BYTES = 8 * 1024 * 1024
+
+_MaxBytes = Annotated[
+    int,
+    Field(
+        ge=1024,
+        le=128 * 1024 * 1024,
+        description="Largest access list accepted, before and after decompression; a "
+        "larger one is refused (the last good list keeps working)",
+    ),
+]
+
+
 class FileSourceConfig(_Section):
     """An access list file, re-read when its modification time changes."""
 
     type: Literal["file"] = "file"
     path: Path
     check_interval: float = Field(default=5.0, gt=0)
+    max_bytes: _MaxBytes = DEFAULT_LIST_MAX_BYTES
 
 
 class HttpSourceConfig(_Section):
@@ -106,12 +121,14 @@ class HttpSourceConfig(_Section):
     poll_interval: float = Field(default=300.0, ge=5)
     token: SecretStr | None = Field(default=None, description="Sent as a Bearer token")
     timeout: float = Field(default=20.0, gt=0)
+    max_bytes: _MaxBytes = DEFAULT_LIST_MAX_BYTES
 
 
 class MqttSourceConfig(_Section):
     """An access list published retained on MQTT, delivered by the telemetry capability."""
 
     type: Literal["mqtt"] = "mqtt"
+    max_bytes: _MaxBytes = DEFAULT_LIST_MAX_BYTES
 
 
 AccessSourceConfig = Annotated[
