@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from gateway.access.config import FileSourceConfig
 from gateway.access.events import SessionEnded
+from gateway.commands import CommandError
 from gateway.config import GatewayConfig
 from gateway.daemon import Gateway
 from gateway.web.auth import Scope
@@ -181,7 +183,11 @@ async def test_a_suspended_member_loses_the_machine_when_the_list_arrives(
                 ended.append(e)
             assert ended and ended[-1].reason == "revoked"
             assert "unpaid fees" in ended[-1].message
-            sessions = await g.access.sessions()
+            for _ in range(200):  # the record is written on the store's own thread
+                sessions = await g.access.sessions()
+                if sessions[0]["end_reason"] is not None:
+                    break
+                await asyncio.sleep(0.02)
             assert sessions[0]["end_reason"] == "revoked"
             # The badge is refused from now on.
             await _present(kiosk, kit.ADA)
@@ -238,3 +244,18 @@ async def test_a_job_that_slips_past_the_check_is_stopped_and_never_holds_power(
             await kit.wait_for(lambda: not _relay(g), 8.0, "the grace period to end")
             assert g.access is not None
             assert "Badge in at the machine first" in g.access.status()["last_denial"]
+
+
+async def test_console_gcode_needs_a_member_at_the_machine_too(tmp_path: Path, kit: Any) -> None:
+    """MQTT ``cmd/send_gcode`` moves the machine like a job does."""
+    async with kit.running_gateway(kit.make_config(tmp_path / "s")) as g:
+        with pytest.raises(CommandError) as refused:
+            await g.commands.call("send_gcode", {"line": "G28"}, origin="mqtt", actor="ha")
+        assert refused.value.code == "no_session"
+        async with kit.client(g, kit.KIOSK) as kiosk:
+            await _present(kiosk, kit.ADA)
+            await kit.wait_for(lambda: _session(g) is not None)
+        sent = await g.commands.call("send_gcode", {"line": "G28"}, origin="mqtt", actor="ha")
+        assert sent == {"sent": "G28"}
+        await kit.wait_for(lambda: bool(_job_starts(g)), what="the record")
+        assert _job_starts(g)[-1]["caller"] == "mqtt:ha"
