@@ -546,3 +546,22 @@ async def test_a_maintainer_demoted_by_a_new_list_loses_the_locked_out_machine(
     ended = await gateway.wait_for(SessionEnded, lambda e: e.reason == "revoked")
     assert ended.member_id == "m-max" and "locked out" in ended.message
     await until(lambda: not gateway.relay_on)
+
+
+def test_remote_start_always_is_warned_about_at_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="gateway.access.service"):
+        AccessService(
+            make_config(tmp_path), "laser-1", tmp_path / "db", EventBus(), CommandRouter()
+        )
+    assert "remote_start" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="gateway.access.service"):
+        AccessService(
+            make_config(tmp_path, remote_start="always"),
+            "laser-1",
+            tmp_path / "db",
+            EventBus(),
+            CommandRouter(),
+        )
+    assert 'remote_start = "always"' in caplog.text and "nobody badged in" in caplog.text
