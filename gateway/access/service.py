@@ -138,8 +138,10 @@ class AccessService(Service):
         self._commands = commands
         self._job_stops: asyncio.Queue[str] = asyncio.Queue(maxsize=4)
         # Subscribed now, before telemetry connects, so the retained list is not missed.
+        # Only the newest list matters: one waiting at most (the bus drops the older),
+        # so a burst of large payloads cannot pile up in memory.
         self._list_events: Subscription[AccessListReceived] | None = (
-            bus.subscribe(AccessListReceived, maxsize=4)
+            bus.subscribe(AccessListReceived, maxsize=1)
             if config.enabled and config.source.type == "mqtt"
             else None
         )
