@@ -705,6 +705,12 @@ class AccessService(Service):
         records = await asyncio.to_thread(store.sessions, limit)
         return [r.as_dict() for r in records]
 
+    async def job_starts(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Job starts, resumes and console commands with their caller and the member present."""
+        store = self._running_store()
+        rows = await asyncio.to_thread(store.job_starts, limit)
+        return [{**r, "at": _iso(r["at"])} for r in rows]
+
     async def usage(self) -> list[dict[str, Any]]:
         store = self._running_store()
         return [u.as_dict() for u in await asyncio.to_thread(store.usage)]
