@@ -74,7 +74,14 @@ from gateway.access.store import AccessStore, LockoutRecord
 from gateway.backoff import Backoff
 from gateway.bus import Event, EventBus, Subscription
 from gateway.commands import CommandError, CommandRequest, CommandRouter
-from gateway.machine.events import EmergencyStop, JobFinished, JobStarted, MachineStatus
+from gateway.machine.events import (
+    EmergencyStop,
+    JobFinished,
+    JobPaused,
+    JobResumed,
+    JobStarted,
+    MachineStatus,
+)
 from gateway.supervisor import Service
 
 log = logging.getLogger(__name__)
@@ -191,7 +198,14 @@ class AccessService(Service):
                         for ic in self.config.interlocks
                     ]
                     machine_events = stack.enter_context(
-                        self.bus.subscribe(JobStarted, JobFinished, EmergencyStop, MachineStatus)
+                        self.bus.subscribe(
+                            JobStarted,
+                            JobFinished,
+                            JobPaused,
+                            JobResumed,
+                            EmergencyStop,
+                            MachineStatus,
+                        )
                     )
                     meta = await asyncio.to_thread(store.list_meta)
                     etag = meta.etag if meta.source and meta.source.startswith("http:") else None
@@ -308,6 +322,10 @@ class AccessService(Service):
                         )
                     self._job_session = None
                     self._feed(core.JobEnded(now))
+                case JobPaused():
+                    self._feed(core.JobPaused(now))
+                case JobResumed():
+                    self._feed(core.JobResumed(now))
                 case EmergencyStop(origin=origin):
                     log.warning("e-stop (%s): relay off", origin)
                     self._feed(core.EStop(now))
