@@ -29,7 +29,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -63,6 +62,7 @@ from gateway.access.pins import make_pin_factory
 from gateway.access.readers.base import BadgeRead, BadgeReader
 from gateway.access.readers.config import open_reader
 from gateway.access.readers.simulated import SimulatedReader
+from gateway.access.recheck import revocation
 from gateway.access.sources import (
     AccessListSource,
     ListFailed,
@@ -88,12 +88,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 60.0
 _IDLE_MACHINE_STATES = frozenset({"idle", "disconnected", "error"})
-#: Refusals that end an open session when a new list brings them (live re-check).
-#: ``locked_out`` here means a maintainer's session under lockout whose member the new
-#: list no longer makes a maintainer.
-REVOKING_REASONS = frozenset(
-    {"unknown_badge", "suspended", "expired", "not_yet_valid", "not_inducted", "locked_out"}
-)
 
 StoreWrite = Callable[[AccessStore], object]
 
@@ -402,35 +396,24 @@ class AccessService(Service):
 
     # -- live re-check -----------------------------------------------------------------------
 
-    def _revocation(self, member_id: str, member_name: str) -> tuple[str, str] | None:
-        """(reason, message) if the current list no longer admits ``member_id`` here."""
-        member = self._effective.by_id(member_id)
-        if member is None:
-            return (
-                "unknown_badge",
-                f"{member_name}, you are no longer in the access list. Please speak to staff.",
-            )
-        # The same decision a badge gets, on a list of just this member.
-        probe = "0" * 64
-        alone = AccessList([replace(member, badge_hashes=frozenset({probe}))])
-        lockout = self.machine.snapshot.lockout
-        decision = decide(
-            alone, probe, self.machine_id, datetime.now(UTC), lockout.reason if lockout else None
-        )
-        if isinstance(decision, Denied) and decision.reason in REVOKING_REASONS:
-            return decision.reason, decision.message
-        return None
-
     def _recheck(self) -> None:
         """End the session of a member the access list no longer admits, by the job rule."""
         snap = self.machine.snapshot
         active = snap.session or (snap.previous if snap.state is core.State.ENDING else None)
         if active is None:
             return
-        revoked = self._revocation(active.member_id, active.member_name)
+        lockout = snap.lockout
+        revoked = revocation(
+            self._effective,
+            active.member_id,
+            active.member_name,
+            self.machine_id,
+            datetime.now(UTC),
+            lockout.reason if lockout else None,
+        )
         if revoked is None:
             return
-        reason, message = revoked
+        reason, message = revoked.reason, revoked.message
         if snap.session is None and snap.grace_until is None:
             return  # their job finishes under its rule; nothing more to end
         log.warning(
