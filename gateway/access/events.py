@@ -25,7 +25,9 @@ class SessionStarted(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionEnded(Event):
     """``reason``: badge_out | idle_timeout | max_session | lockout | interlock | estop |
-    shutdown | takeover.  ``duration`` is in seconds."""
+    shutdown | takeover | revoked (a new access list no longer admits the member) |
+    admin_cut.  ``duration`` is in seconds; ``message`` says why for the screen when the
+    reason alone does not."""
 
     topic = "session_ended"
     session_id: str
@@ -33,6 +35,7 @@ class SessionEnded(Event):
     reason: str
     duration: float
     jobs: int
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -271,10 +272,40 @@ def _parse_member(raw: Any, index: int, secret: bytes) -> Member:
     )
 
 
+_MAX_NUMBER_CHARS = 32
+
+
+def _json_int(text: str) -> int:
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise AccessListError(
+            f"access list holds a number of {len(text)} digits; no field takes one that long"
+        )
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text[: _MAX_NUMBER_CHARS + 1])
+    if len(text) > _MAX_NUMBER_CHARS or not math.isfinite(value):
+        raise AccessListError(f"access list holds a number out of range ({text[:20]})")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise AccessListError(f"access list holds {name}, which is not a JSON number")
+
+
 def parse_access_list(raw: bytes | str, secret: bytes) -> AccessList:
     """Validate a whole access list document; raise :class:`AccessListError` if unusable."""
     try:
-        doc = json.loads(raw)
+        doc = json.loads(
+            raw, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
+        )
+    except RecursionError:
+        # json's C scanner honours the recursion limit: a hostile "[[[[..." ends here.
+        raise AccessListError(
+            "access list is nested too deeply to be an access list; "
+            "check the export from the membership system"
+        ) from None
     except (ValueError, UnicodeDecodeError) as err:
         raise AccessListError(
             f"access list is not valid JSON ({err}); it may be truncated - "

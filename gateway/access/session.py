@@ -42,6 +42,20 @@ Rules, in the order a reviewer will ask about them:
 - Rate limit: after ``denied_rate_limit`` refusals within ``denied_window``
   seconds, further badges are refused with "too many attempts" without the
   decision being looked at, until the oldest refusal leaves the window.
+- Presence: a job may start or resume only while a member is in session at the
+  machine (:func:`may_start`); from outside the kiosk ``rules.remote_start``
+  may forbid it (``never``) or, explicitly, relax it (``always``).  A job that
+  starts with nobody in session anyway (the member badged out between the check
+  and the start) is stopped (``StopJob``) and never holds the relay: only a job
+  started in a session (``job_member``) keeps power on after that session ends.
+- Live re-check: when a new access list no longer admits the session's member
+  (suspended, expired, not inducted), the session ends with reason ``revoked``
+  by the job rule: no new job may start, a running job finishes under
+  ``badge_out`` (with no job the relay goes off at once, without grace).  An
+  admin's ``CutNow`` cuts the relay at once, job or not.
+- A job finishing after its session ended that is paused is not finishing: if
+  nobody badges in to resume it within ``idle_timeout``, the relay goes off
+  (``paused_unattended``) rather than hold a stalled machine powered for ever.
 """
 
 from __future__ import annotations
@@ -51,7 +65,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
-from gateway.access.config import MachineRules
+from gateway.access.config import MachineRules, RemoteStart
 from gateway.access.members import Decision, Denied, Granted, Member, Role
 
 
@@ -76,6 +90,8 @@ CloseReason = Literal[
     "estop",
     "shutdown",
     "takeover",
+    "revoked",
+    "admin_cut",
 ]
 RefusalReason = Literal[
     "unknown_badge",
@@ -114,6 +130,16 @@ class JobStarted:
 
 @dataclass(frozen=True, slots=True)
 class JobEnded:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobPaused:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobResumed:
     at: float
 
 
@@ -158,11 +184,31 @@ class Shutdown:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class MemberRevoked:
+    """A new access list no longer admits ``member_id`` here; ``message`` says why."""
+
+    member_id: str
+    reason: str  # suspended | expired | not_yet_valid | not_inducted | unknown_badge | ...
+    message: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CutNow:
+    """An admin cuts the power at once, even under a running job."""
+
+    by: str
+    at: float
+
+
 Input = (
     BadgePresented
     | BadgeOut
     | JobStarted
     | JobEnded
+    | JobPaused
+    | JobResumed
     | Tick
     | InterlockTripped
     | InterlockCleared
@@ -170,6 +216,8 @@ Input = (
     | LockoutSet
     | LockoutCleared
     | Shutdown
+    | MemberRevoked
+    | CutNow
 )
 
 # -- effects -------------------------------------------------------------------
@@ -210,6 +258,14 @@ class SessionClosed:
     reason: CloseReason
     duration: float
     jobs: int
+    message: str = ""  # for the screen and the records, when the reason needs one
+
+
+@dataclass(frozen=True, slots=True)
+class StopJob:
+    """Stop the running job: it started with no member in session."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +307,7 @@ Effect = (
     | InductionRecorded
     | RateLimited
     | LockoutUpdated
+    | StopJob
 )
 
 # -- the snapshot -------------------------------------------------------------------
@@ -292,6 +349,11 @@ class Snapshot:
     tripped: frozenset[str] = frozenset()
     trainer: TrainerWindow | None = None
     denials: tuple[float, ...] = ()
+    #: The member whose session the running job started in; None if it started with
+    #: nobody in session (it is being stopped) or no job is running.
+    job_member: str | None = None
+    #: When the running job was paused; None while it runs (or no job).
+    paused_since: float | None = None
 
     @property
     def relay_on(self) -> bool:
@@ -325,9 +387,13 @@ def transition(s: Snapshot, event: Input, rules: MachineRules) -> Result:
         case BadgeOut(at=at):
             new, effects = _end(s, "badge_out", at, rules) if s.session else (s, [])
         case JobStarted():
-            new, effects = _job_started(s)
+            new, effects = _job_started(s, rules)
         case JobEnded(at=at):
             new, effects = _job_ended(s, at)
+        case JobPaused(at=at):
+            new, effects = (replace(s, paused_since=at), []) if s.job_running else (s, [])
+        case JobResumed():
+            new, effects = replace(s, paused_since=None), []
         case Tick(at=at):
             new, effects = _tick(s, at, rules)
         case InterlockTripped(name=name, kind=kind, at=at):
@@ -337,7 +403,8 @@ def transition(s: Snapshot, event: Input, rules: MachineRules) -> Result:
             new, effects = replace(s, tripped=s.tripped - {name}), []
         case EStop(at=at):
             # The controller aborts its job on e-stop; no JobEnded may follow.
-            new, effects = _cut(replace(s, job_running=False), "estop", at)
+            stopped = replace(s, job_running=False, job_member=None, paused_since=None)
+            new, effects = _cut(stopped, "estop", at)
         case LockoutSet(reason=reason_text, by=by, at=at):
             locked = replace(s, lockout=Lockout(reason_text, by), trainer=None)
             new, effects = _cut(locked, "lockout", at)
@@ -353,6 +420,10 @@ def transition(s: Snapshot, event: Input, rules: MachineRules) -> Result:
                 )
         case Shutdown(at=at):
             new, effects = _cut(s, "shutdown", at)
+        case MemberRevoked(member_id=member_id, message=message, at=at):
+            new, effects = _revoke(s, member_id, message, at, rules)
+        case CutNow(at=at):
+            new, effects = _cut(s, "admin_cut", at)
     if new.indicator != s.indicator:
         effects.append(ShowIndicator(new.indicator))
     return new, effects
@@ -384,14 +455,25 @@ def _cut(s: Snapshot, reason: CloseReason, at: float) -> Result:
     return replace(s, state=_resting(s), session=None, previous=None, grace_until=None), effects
 
 
+def _hold_for_job(s: Snapshot, at: float) -> Snapshot:
+    """The session ended under a running job: ENDING holds the relay until it ends.  A
+    paused job's unattended time starts now."""
+    return replace(
+        s,
+        state=State.ENDING,
+        session=None,
+        previous=s.session,
+        grace_until=None,
+        paused_since=None if s.paused_since is None else at,
+    )
+
+
 def _end(s: Snapshot, reason: CloseReason, at: float, rules: MachineRules) -> Result:
     """A normal end (badge-out, idle, max session): the relay may be held."""
     assert s.session is not None
     closed = _closed(s.session, reason, at)
     if s.job_running and rules.badge_out == "after_job":
-        return replace(s, state=State.ENDING, session=None, previous=s.session, grace_until=None), [
-            closed
-        ]
+        return _hold_for_job(s, at), [closed]
     if not s.job_running and rules.grace_period > 0 and s.lockout is None:
         return replace(
             s,
@@ -496,6 +578,7 @@ def _open(
     effects.append(SessionOpened(member.id, member.name, role, inducted_by))
     effects.append(Buzz("induction" if inducted_by else "granted"))
     trainer = TrainerWindow(member.id, at + rules.trainer_window) if role >= Role.TRAINER else None
+    # A member badging in while a job runs is present for it and takes it on.
     return replace(
         s,
         state=State.IN_USE if s.job_running else State.AUTHORISED,
@@ -503,6 +586,7 @@ def _open(
         previous=None,
         grace_until=None,
         trainer=trainer,
+        job_member=member.id if s.job_running else None,
     ), effects
 
 
@@ -520,38 +604,74 @@ def _induct(s: Snapshot, member: Member, at: float, rules: MachineRules) -> Resu
     return new, effects + opened
 
 
-def _job_started(s: Snapshot) -> Result:
+NO_MEMBER_FOR_JOB = (
+    "Nobody is badged in at the machine, so the job was stopped. "
+    "Badge in at the machine first, then start the job."
+)
+
+
+def _job_started(s: Snapshot, rules: MachineRules) -> Result:
     if s.job_running:
         return s, []
-    s = replace(s, job_running=True)
+    s = replace(s, job_running=True, paused_since=None)
     match s.state:
         case State.AUTHORISED:
             assert s.session is not None
             session = replace(s.session, jobs=s.session.jobs + 1)
-            return replace(s, state=State.IN_USE, session=session), []
-        case State.ENDING:
-            # Started during the grace period: the relay now waits for the job.
-            return replace(s, grace_until=None), []
+            return replace(
+                s, state=State.IN_USE, session=session, job_member=session.member_id
+            ), []
+        case State.ENDING if rules.remote_start == "always":
+            # Explicitly relaxed: a remote start in the grace period holds the relay
+            # until its job ends.
+            return replace(s, grace_until=None, job_member=None), []
         case _:
-            return s, []
+            # Nobody in session: the presence rule was bypassed or raced (the member
+            # badged out between the check and the start).  The job is stopped, and
+            # it never extends the grace period.
+            return replace(s, job_member=None), [StopJob(NO_MEMBER_FOR_JOB)]
 
 
 def _job_ended(s: Snapshot, at: float) -> Result:
     if not s.job_running:
         return s, []
-    s = replace(s, job_running=False)
+    s = replace(s, job_running=False, job_member=None, paused_since=None)
     match s.state:
         case State.IN_USE:
             assert s.session is not None
             return replace(
                 s, state=State.AUTHORISED, session=replace(s.session, last_activity=at)
             ), []
-        case State.ENDING:
-            return replace(s, state=_resting(s), previous=None, grace_until=None), [
-                RelayOff("job_finished")
-            ]
+        case State.ENDING if s.grace_until is None:
+            return replace(s, state=_resting(s), previous=None), [RelayOff("job_finished")]
         case _:
+            # ENDING with a grace period running: the relay waits for it as before.
             return s, []
+
+
+def _revoke(s: Snapshot, member_id: str, message: str, at: float, rules: MachineRules) -> Result:
+    """The access list no longer admits ``member_id``: end their session by the job rule."""
+    if s.session is not None and s.session.member_id == member_id:
+        closed = replace(_closed(s.session, "revoked", at), message=message)
+        if s.job_running and rules.badge_out == "after_job":
+            return _hold_for_job(s, at), [closed]
+        return replace(s, state=_resting(s), session=None, previous=None, grace_until=None), [
+            RelayOff("revoked"),
+            closed,
+            Buzz("warning"),
+        ]
+    if (
+        s.state is State.ENDING
+        and s.previous is not None
+        and s.previous.member_id == member_id
+        and s.grace_until is not None
+    ):
+        # No grace period for a member who may no longer use the machine (a job started
+        # in it, with nobody in session, is being stopped and holds nothing).
+        return replace(s, state=_resting(s), previous=None, grace_until=None), [
+            RelayOff("revoked")
+        ]
+    return s, []
 
 
 def _tick(s: Snapshot, at: float, rules: MachineRules) -> Result:
@@ -567,13 +687,64 @@ def _tick(s: Snapshot, at: float, rules: MachineRules) -> Result:
             if not s.job_running and at - s.session.last_activity >= rules.idle_timeout:
                 return _end(s, "idle_timeout", at, rules)
         case State.ENDING:
-            if not s.job_running and s.grace_until is not None and at >= s.grace_until:
+            # A job started with nobody in session (being stopped) never extends it.
+            if s.grace_until is not None and at >= s.grace_until:
                 return replace(s, state=_resting(s), previous=None, grace_until=None), [
                     RelayOff("grace_period_over")
+                ]
+            if s.paused_since is not None and at - s.paused_since >= rules.idle_timeout:
+                return replace(s, state=_resting(s), previous=None, grace_until=None), [
+                    RelayOff("paused_unattended")
                 ]
         case _:
             pass
     return s, []
+
+
+# -- the presence rule for starting or resuming a job ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartAllowed:
+    """A job may start or resume; ``member_id`` is the member present (None only under
+    ``remote_start = "always"`` with nobody in session)."""
+
+    member_id: str | None
+    member_name: str | None
+
+
+StartRefusal = Literal["no_session", "remote_start_off"]
+
+
+@dataclass(frozen=True, slots=True)
+class StartRefused:
+    reason: StartRefusal
+    message: str
+
+
+NO_SESSION_MESSAGE = (
+    "Nobody is badged in at this machine: badge in at the machine first, then start the job."
+)
+
+
+def may_start(s: Snapshot, rules: MachineRules, *, at_machine: bool) -> StartAllowed | StartRefused:
+    """May a job start or resume now?  ``at_machine``: asked from the kiosk itself.
+
+    A member must be in session (not merely the relay held by a grace period or a
+    finishing job).  ``remote_start`` applies only to callers away from the machine.
+    """
+    remote: RemoteStart = rules.remote_start
+    if s.session is not None:
+        if not at_machine and remote == "never":
+            return StartRefused(
+                "remote_start_off",
+                "Jobs on this machine start only from its touchscreen "
+                '(access.rules.remote_start = "never"): start it there.',
+            )
+        return StartAllowed(s.session.member_id, s.session.member_name)
+    if not at_machine and remote == "always" and s.relay_on:
+        return StartAllowed(None, None)
+    return StartRefused("no_session", NO_SESSION_MESSAGE)
 
 
 class AccessMachine:

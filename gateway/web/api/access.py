@@ -211,6 +211,33 @@ async def clear_lockout(
     return AccessNow.model_validate(reply)
 
 
+class JobStarts(BaseModel):
+    job_starts: list[dict[str, Any]] = Field(
+        description="Newest first: at, action (start | resume | gcode), caller "
+        "(e.g. web:token:NAME, mqtt:CLIENT, kiosk), session_id and member_id of the member "
+        "present (null only under remote_start = always)"
+    )
+
+
+@router.get("/access/job-starts")
+async def job_starts(
+    ctx: Web, caller: Reporter, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> JobStarts:
+    """Who started or resumed each job, and which member was badged in at the time."""
+    require_access(ctx)
+    assert ctx.access is not None
+    return JobStarts(job_starts=await ctx.access.job_starts(limit))
+
+
+@router.post("/access/cut-power", responses=responses(*COMMAND_ERRORS))
+async def cut_power(ctx: Web, caller: Admin) -> AccessNow:
+    """Cut the machine's power now, even under a job that would finish by its rule
+    (a member suspended mid-job, say).  The job is stopped as by a power cut."""
+    require_access(ctx)
+    reply = await ctx.gw.commands.call("cut_power", origin="web", actor=caller.actor)
+    return AccessNow.model_validate(reply)
+
+
 @router.post("/badge-out", responses=responses(*COMMAND_ERRORS))
 async def badge_out(ctx: Web, caller: Operator) -> AccessNow:
     """End the current member's session, as if they had badged again."""

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from gateway.access.errors import AccessError
-from gateway.web.api.deps import AUTH_ERRORS, COMMAND_ERRORS, Operator, Reader, Web
+from gateway.web.api.deps import AUTH_ERRORS, COMMAND_ERRORS, Operator, Reader, Stopper, Web
 from gateway.web.api.models import CurrentJob, JobRecordOut
 from gateway.web.context import WebContext
 from gateway.web.errors import responses
@@ -72,7 +72,13 @@ async def history(
 
 @router.post("", status_code=201, responses=responses(404, 413, *COMMAND_ERRORS))
 async def start(body: StartJob, ctx: Web, caller: Operator) -> CurrentJob:
-    """Start a file from the library now (the machine must be idle and powered)."""
+    """Start a file from the library now (the machine must be idle and powered).
+
+    Presence rule: a member must be badged in at the machine; without one the answer
+    is 409 ``no_session`` ("badge in at the machine first").  Per machine,
+    ``access.rules.remote_start = "never"`` refuses token callers with 409
+    ``remote_start_off``.  The start is recorded with the caller and the member present.
+    """
     job = await ctx.gw.commands.call(
         "start_job", {"file": body.file}, origin=caller.origin, actor=caller.actor
     )
@@ -80,21 +86,23 @@ async def start(body: StartJob, ctx: Web, caller: Operator) -> CurrentJob:
 
 
 @router.post("/current/pause", responses=_ACTION_ERRORS)
-async def pause(ctx: Web, caller: Operator) -> CurrentJob:
-    """Pause the running job (it can be resumed)."""
+async def pause(ctx: Web, caller: Stopper) -> CurrentJob:
+    """Pause the running job (it can be resumed).  Anyone at the touchscreen may pause,
+    also while a job finishes after its member badged out."""
     job = await ctx.gw.commands.call("pause", origin=caller.origin, actor=caller.actor)
     return CurrentJob.model_validate(job)
 
 
 @router.post("/current/resume", responses=_ACTION_ERRORS)
 async def resume(ctx: Web, caller: Operator) -> CurrentJob:
-    """Resume the paused job."""
+    """Resume the paused job: like a start, it needs a member badged in at the machine."""
     job = await ctx.gw.commands.call("resume", origin=caller.origin, actor=caller.actor)
     return CurrentJob.model_validate(job)
 
 
 @router.post("/current/cancel", responses=_ACTION_ERRORS)
-async def cancel(ctx: Web, caller: Operator) -> CurrentJob:
-    """Cancel the current job: motion stops, heaters or spindle are switched off."""
+async def cancel(ctx: Web, caller: Stopper) -> CurrentJob:
+    """Cancel the current job: motion stops, heaters or spindle are switched off.
+    Anyone at the touchscreen may cancel, as with e-stop."""
     job = await ctx.gw.commands.call("cancel", origin=caller.origin, actor=caller.actor)
     return CurrentJob.model_validate(job)

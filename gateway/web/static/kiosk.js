@@ -197,10 +197,22 @@
     el.classList.toggle("alarm", m.state === "estop" || m.state === "error");
   }
 
+  // -- presence: how a job ended, shown whoever is (or is not) at the machine --------------
+
+  function resultText(r) {
+    const why = r.reason && r.reason !== r.outcome ? ": " + r.reason : "";
+    return r.outcome === "completed" ? "\u2714 " + r.file + " finished in " + duration(r.seconds) + "."
+      : r.outcome === "cancelled" ? r.file + " was cancelled."
+      : r.outcome === "estop" ? r.file + " was stopped by the emergency stop."
+      : r.file + " failed" + why + ".";
+  }
+
   function renderLocked() {
     const a = S.access || {};
     const note = $("locked-note");
     let text = lockedNote;
+    // A job that finished after its member badged out: say how it ended.
+    if (lastResult) text = (text ? text + " " : "") + resultText(lastResult);
     if (a.state === "ending" && a.ending) {
       text = a.ending.waiting_for_job
         ? "Finishing " + a.ending.member_name + "'s job."
@@ -258,13 +270,8 @@
     } else if (lastResult) {
       const r = lastResult;
       const ok = r.outcome === "completed";
-      const why = r.reason && r.reason !== r.outcome ? ": " + r.reason : "";
       banner.className = "banner " + (ok ? "ok" : r.outcome === "cancelled" ? "info" : "bad");
-      $("session-banner-text").textContent = ok
-        ? "\u2714 " + r.file + " finished in " + duration(r.seconds) + "."
-        : r.outcome === "cancelled" ? r.file + " was cancelled."
-        : r.outcome === "estop" ? r.file + " was stopped by the emergency stop."
-        : r.file + " failed" + why + ".";
+      $("session-banner-text").textContent = resultText(r);
       $("reset").hidden = true;
       banner.hidden = false;
     } else {
@@ -350,17 +357,22 @@
     $("job-done-at").textContent = paused ? "\u2013" : clockIn(job.eta_seconds);
     renderReadings();
 
+    // Presence rule: anyone at the machine may pause or cancel; resuming, like
+    // starting, needs a member badged in.
     const allowed = mayAct();
     const session = S.access && S.access.session;
-    $("pause").hidden = paused || !allowed;
+    $("pause").hidden = paused;
     $("resume").hidden = !paused || !allowed;
-    $("cancel").hidden = !allowed;
+    $("cancel").hidden = false;
     $("job-badge-out").hidden = !session;
     const note = $("job-note");
     if (!allowed) {
       const a = S.access || {};
       const who = (a.ending && a.ending.member_name) || "The member";
-      note.textContent = who + " has badged out. Power goes off when this job ends.";
+      // One line: on 800x480 a second one squeezes the progress bar.
+      note.textContent = who + " has badged out. " + (paused
+        ? "Badge in to resume, or cancel the job."
+        : "Power goes off when this job ends.");
       note.hidden = false;
     } else {
       note.hidden = true;
@@ -591,7 +603,11 @@
       memberNames[d.member_id] = d.member_name;
       if (S.access) S.access.session = { member_id: d.member_id, member_name: d.member_name, role: d.role };
     });
-    on("session_ended", (d) => { lockedNote = W.sessionEnd(d.reason); induction = null; });
+    on("session_ended", (d) => {
+      lockedNote = d.message || W.sessionEnd(d.reason);
+      induction = null;
+      if (d.message) showDenial(d.message);
+    });
     on("job_started", () => { induction = null; });
     on("lockout", (d) => {
       if (S.access) S.access.lockout = d.active ? { reason: d.reason, by: d.by } : null;

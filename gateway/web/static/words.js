@@ -57,6 +57,8 @@
     estop: "Session ended by the emergency stop.",
     takeover: "Handed over after an induction.",
     shutdown: "Session ended: the gateway was switched off.",
+    revoked: "Session ended: the access list no longer allows it.",
+    admin_cut: "Power was cut by an administrator.",
   };
 
   // How a job ended.
