@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.access.config import AccessConfig
 from gateway.camera.config import CameraConfig
+from gateway.slicer.config import SlicerConfig
 from gateway.telemetry.config import TelemetryConfig
 
 
@@ -160,6 +161,7 @@ class GatewayConfig(BaseSettings):
     access: AccessConfig = AccessConfig(enabled=False)
     telemetry: TelemetryConfig = TelemetryConfig()
     camera: CameraConfig = CameraConfig()
+    slicer: SlicerConfig = SlicerConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @classmethod

@@ -21,6 +21,7 @@ from gateway.config import GatewayConfig
 from gateway.machine.service import MachineService
 from gateway.machine.sim.service import SimulatorService
 from gateway.ops.notify import Notifier, SystemdService
+from gateway.slicer.service import SlicerService
 from gateway.supervisor import Supervisor
 from gateway.telemetry.service import TelemetryService
 from gateway.web.server import WebService
@@ -39,6 +40,7 @@ class Gateway:
     access: AccessService | None = None
     telemetry: TelemetryService | None = None
     camera: CameraService | None = None
+    slicer: SlicerService | None = None
     web: WebService | None = None
 
     @property
@@ -101,6 +103,11 @@ def build(config: GatewayConfig) -> Gateway:
     if config.camera.enabled:
         gw.camera = CameraService(config.camera, config.storage.state_dir, bus, commands)
         supervisor.add(gw.camera)
+    if config.slicer.enabled:
+        gw.slicer = SlicerService(
+            config.slicer, db_path=config.storage.database, bus=bus, commands=commands
+        )
+        supervisor.add(gw.slicer)
     gw.web = WebService(config.web, create_app(gw))
     supervisor.add(gw.web)
     # Last, so that READY=1 goes to systemd once every other service has started.

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.web.api import access, files, jobs, live, machine, tokens
+from gateway.web.api import access, files, jobs, live, machine, moonraker, octoprint, slicer, tokens
 
 
 def routers() -> list[APIRouter]:
     return [
+        # Slicers' OctoPrint routes first: /api/files/local is not a file named "local".
+        octoprint.router,
+        moonraker.router,
+        slicer.router,
         machine.router,
         files.router,
         jobs.router,
