@@ -105,7 +105,14 @@ def build(config: GatewayConfig) -> Gateway:
         supervisor.add(gw.camera)
     if config.slicer.enabled:
         gw.slicer = SlicerService(
-            config.slicer, db_path=config.storage.database, bus=bus, commands=commands
+            config.slicer,
+            db_path=config.storage.database,
+            bus=bus,
+            commands=commands,
+            files=machine.files,
+            simulated_usb=(config.slicer.usb_root or config.storage.state_dir / "usb-sim")
+            if config.simulation.enabled
+            else None,
         )
         supervisor.add(gw.slicer)
     gw.web = WebService(config.web, create_app(gw))

@@ -18,12 +18,23 @@ from typing import Any
 
 from gateway.bus import EventBus
 from gateway.commands import CommandError, CommandRequest, CommandRouter
+from gateway.machine.files import FileLibrary, FileRejected
 from gateway.slicer import records
 from gateway.slicer.config import SlicerConfig
 from gateway.slicer.errors import SlicerError
-from gateway.slicer.events import HeldJobsChanged, PairingRequested
-from gateway.slicer.held import DOORS, HeldAction, HeldJob, HeldState, transition
+from gateway.slicer.events import HeldJobsChanged, PairingRequested, UsbChanged
+from gateway.slicer.held import (
+    DOORS,
+    HeldAction,
+    HeldJob,
+    HeldState,
+    disk_name,
+    display_name,
+    distinct_name,
+    transition,
+)
 from gateway.slicer.pairing import PairingBook, PairingState, clean_app
+from gateway.slicer.usb import SimulatedSticks, UsbVolumes
 from gateway.store import Store
 from gateway.supervisor import Service
 
@@ -31,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between checks for expired held jobs.
 EXPIRY_INTERVAL = 30.0
+#: Seconds between looks for plugged or pulled USB sticks.
+USB_INTERVAL = 2.0
 #: A key's ``last_used_at`` is written at most this often, sparing the SD card.
 TOUCH_INTERVAL = 60.0
 
@@ -62,10 +75,22 @@ class SlicerService(Service):
         db_path: Path,
         bus: EventBus,
         commands: CommandRouter,
+        files: FileLibrary | None = None,
+        simulated_usb: Path | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.db_path = db_path
+        self.files = files
+        #: In simulation mode the sticks are folders under ``simulated_usb``.
+        self.sticks = SimulatedSticks(simulated_usb) if simulated_usb is not None else None
+        if simulated_usb is not None:
+            self.usb: UsbVolumes | None = UsbVolumes(simulated_usb, any_folder=True)
+        elif config.usb_root is not None:
+            self.usb = UsbVolumes(config.usb_root)
+        else:
+            self.usb = None
+        self._volumes: list[str] = []
         self.bus = bus
         self.commands = commands
         self.pairings = PairingBook(config.pairing_seconds)
@@ -88,8 +113,12 @@ class SlicerService(Service):
             ("appkey_poll", self._cmd_appkey_poll),
             ("appkey_pending", self._cmd_appkey_pending),
             ("appkey_decide", self._cmd_appkey_decide),
+            ("usb_files", self._cmd_usb_files),
+            ("usb_hold", self._cmd_usb_hold),
         ):
             commands.register(name, handler)
+        if self.sticks is not None:
+            commands.register("usb_simulate", self._cmd_usb_simulate)
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -98,12 +127,30 @@ class SlicerService(Service):
         try:
             await store.run(records.ensure_schema, store.db)
             self.ready.set()
-            while True:
-                await self._expire_due()
-                await asyncio.sleep(EXPIRY_INTERVAL)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._expire_loop(), name="slicer:expiry")
+                if self.usb is not None:
+                    tg.create_task(self._watch_usb(), name="slicer:usb")
         finally:
             self._store = None
             await asyncio.to_thread(store.close)
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await self._expire_due()
+            await asyncio.sleep(EXPIRY_INTERVAL)
+
+    async def _watch_usb(self) -> None:
+        """Publish :class:`UsbChanged` when a stick is plugged in or pulled out."""
+        assert self.usb is not None
+        while True:
+            now = await asyncio.to_thread(self.usb.volumes)
+            for name in sorted(set(now) - set(self._volumes)):
+                self.bus.publish(UsbChanged(mounted=True, volume=name))
+            for name in sorted(set(self._volumes) - set(now)):
+                self.bus.publish(UsbChanged(mounted=False, volume=name))
+            self._volumes = now
+            await asyncio.sleep(USB_INTERVAL)
 
     def _running(self) -> Store:
         if self._store is None:
@@ -386,11 +433,90 @@ class SlicerService(Service):
         if req.args.get("approve") is not True:
             self.pairings.deny(token, now)
             return {"app": p.app, "approved": False}
-        _, secret = await self._db(
-            records.create_key, member_id, member_name, p.app, member_id
-        )
+        _, secret = await self._db(records.create_key, member_id, member_name, p.app, member_id)
         self.pairings.approve(token, member_id, member_name, secret, now)
         return {"app": p.app, "approved": True, "member_id": member_id}
+
+    # -- USB sticks -----------------------------------------------------------------------
+
+    async def _cmd_usb_files(self, req: CommandRequest) -> dict[str, Any]:
+        if self.usb is None:
+            return {"mounted": False, "files": [], "configured": False}
+        usb = self.usb
+        volumes, files = await asyncio.to_thread(lambda: (usb.volumes(), usb.files()))
+        return {
+            "mounted": bool(volumes),
+            "volumes": volumes,
+            "files": [f.as_dict() for f in files],
+            "configured": True,
+        }
+
+    async def _cmd_usb_hold(self, req: CommandRequest) -> dict[str, Any]:
+        """Copy a stick's file into the library, owned by the badged-in member, and hold
+        it for them (they start it with the same "Bed is clear" tap)."""
+        if req.origin != "kiosk":
+            raise CommandError("not_from_kiosk", "print from a USB stick at the machine")
+        if self.usb is None or self.files is None:
+            raise CommandError("no_usb", "USB sticks are not set up here ([slicer] usb_root)")
+        member_id, member_name = await self._session_member()
+        usb, library = self.usb, self.files
+        try:
+            src = await asyncio.to_thread(
+                usb.resolve, _str(req.args, "volume"), _str(req.args, "path")
+            )
+            shown = display_name(src.name)
+            taken = {f.name for f in await asyncio.to_thread(library.list)}
+            name = distinct_name(disk_name(shown), taken)
+            stored = await asyncio.to_thread(library.add_path, src, name)
+        except SlicerError as err:
+            raise CommandError(err.code, err.message) from err
+        except FileRejected as err:
+            raise CommandError(err.code, str(err)) from err
+        except OSError as err:
+            raise CommandError(
+                "stick_pulled",
+                "the stick could not be read (was it pulled out?); nothing was copied, "
+                "plug it in and try again",
+            ) from err
+        await self._db(
+            records.record_file, stored.name, shown, member_id, member_name, "usb", time.time()
+        )
+        held = await self._cmd_hold(
+            CommandRequest(
+                "slicer_hold",
+                {
+                    "file": stored.name,
+                    "member_id": member_id,
+                    "member_name": member_name,
+                    "door": "usb",
+                },
+                "internal",
+                member_id,
+            )
+        )
+        return {**held, "display_name": shown}
+
+    async def _cmd_usb_simulate(self, req: CommandRequest) -> dict[str, Any]:
+        """Simulation: plug in (``action=plug``) or pull out (``unplug``) a stick."""
+        assert self.sticks is not None
+        sticks = self.sticks
+        name = str(req.args.get("name") or "STICK")
+        action = req.args.get("action")
+        try:
+            if action == "plug":
+                raw = req.args.get("files")
+                files = (
+                    {str(k): str(v).encode() for k, v in raw.items()}
+                    if isinstance(raw, dict)
+                    else None
+                )
+                await asyncio.to_thread(sticks.plug, name, files)
+                return {"plugged": name}
+            if action == "unplug":
+                return {"unplugged": await asyncio.to_thread(sticks.unplug, name)}
+        except SlicerError as err:
+            raise CommandError(err.code, err.message) from err
+        raise CommandError("bad_args", "action is 'plug' or 'unplug'")
 
 
 __all__ = ["HeldState", "SlicerService"]

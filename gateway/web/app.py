@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import gateway
 from gateway.web import errors, kiosk
-from gateway.web.api import moonraker, octoprint, routers
+from gateway.web.api import moonraker, octoprint, routers, slicer
 from gateway.web.api.access import sim_router
 from gateway.web.auth import Scope as TokenScope
 from gateway.web.context import WebContext
@@ -99,6 +99,7 @@ def create_app(gw: Gateway) -> FastAPI:
         app.include_router(router)
     if ctx.simulation:
         app.include_router(sim_router)
+        app.include_router(slicer.sim_router)
     if gw.camera is not None:
         from gateway.camera.routes import camera_router
 

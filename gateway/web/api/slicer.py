@@ -10,19 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import segno
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from gateway.commands import CommandError
 from gateway.machine.files import FileRejected
-from gateway.web.api.deps import AUTH_ERRORS, Admin, Reader, Web
+from gateway.web.api.deps import AUTH_ERRORS, Admin, Reader, Stopper, Web
 from gateway.web.api.octoprint import Member, identify_member
 from gateway.web.auth import Scope
 from gateway.web.context import WebContext
 from gateway.web.errors import ApiError, responses
 from gateway.web.guard import Caller, allow
+
+#: Refusals that are about who is asking (the rest map as in :mod:`gateway.web.errors`).
+_FORBIDDEN = frozenset({"not_yours", "no_session", "not_from_kiosk"})
+
+
+async def _call(
+    ctx: WebContext, name: str, args: dict[str, Any] | None = None, **kw: Any
+) -> dict[str, Any]:
+    try:
+        return await ctx.gw.commands.call(name, args, **kw)
+    except CommandError as err:
+        if err.code in _FORBIDDEN:
+            raise ApiError(403, err.code, err.message) from err
+        raise
+
 
 router = APIRouter(prefix="/api/slicer", tags=["slicer"], responses=AUTH_ERRORS)
 
@@ -71,6 +87,7 @@ async def _with_analysis(ctx: WebContext, jobs: list[dict[str, Any]]) -> list[di
                 "estimated_seconds": stored.estimated_seconds,
                 "filament_mm": stored.filament_mm,
                 "extents": stored.analysis.get("extents"),
+                "print_extents": stored.analysis.get("print_extents"),
                 "fits": fits(stored.analysis, volume),
             }
         )
@@ -85,7 +102,7 @@ class HeldList(BaseModel):
 @router.get("/held")
 async def held(ctx: Web, caller: Reader) -> HeldList:
     """Jobs waiting for their member, the badged-in member's first."""
-    jobs = (await ctx.gw.commands.call("slicer_held", origin=caller.origin))["held"]
+    jobs = (await _call(ctx, "slicer_held", origin=caller.origin))["held"]
     status = ctx.access_status()
     session = status.get("session") if status else None
     me = session["member_id"] if session else None
@@ -95,9 +112,9 @@ async def held(ctx: Web, caller: Reader) -> HeldList:
 
 @router.post("/held/{job_id}/start", responses=responses(403, 404, 409))
 async def start_held(job_id: int, ctx: Web, caller: AtMachine) -> dict[str, Any]:
-    """ "Bed is clear — start": only the member the job is held for, at the machine."""
-    return await ctx.gw.commands.call(
-        "slicer_release", {"id": job_id}, origin=caller.origin, actor=caller.actor
+    """The "Bed is clear — start" tap: only by the member the job is held for, at the machine."""
+    return await _call(
+        ctx, "slicer_release", {"id": job_id}, origin=caller.origin, actor=caller.actor
     )
 
 
@@ -111,9 +128,7 @@ async def cancel_held(job_id: int, ctx: Web, caller: AtMachine) -> dict[str, Any
                 403, "insufficient_scope", "cancelling others' jobs needs an admin token"
             )
         args["admin"] = True
-    return await ctx.gw.commands.call(
-        "slicer_cancel", args, origin=caller.origin, actor=caller.actor
-    )
+    return await _call(ctx, "slicer_cancel", args, origin=caller.origin, actor=caller.actor)
 
 
 def qr_svg(text: str) -> str:
@@ -128,7 +143,7 @@ def qr_svg(text: str) -> str:
 async def my_key(ctx: Web, caller: AtMachine) -> dict[str, Any]:
     """A new slicer key for the badged-in member (their previous one stops working),
     shown once as text and as a QR code made here."""
-    made = await ctx.gw.commands.call("slicer_my_key", origin=caller.origin, actor=caller.actor)
+    made = await _call(ctx, "slicer_my_key", origin=caller.origin, actor=caller.actor)
     return {
         "key": made["key"],
         "member_name": made["member_name"],
@@ -139,7 +154,7 @@ async def my_key(ctx: Web, caller: AtMachine) -> dict[str, Any]:
 @router.get("/pairings")
 async def pairings(ctx: Web, caller: AtMachine) -> dict[str, Any]:
     """Slicers waiting for a badged-in member to approve them."""
-    return await ctx.gw.commands.call("appkey_pending", origin=caller.origin)
+    return await _call(ctx, "appkey_pending", origin=caller.origin)
 
 
 class Decision(BaseModel):
@@ -148,7 +163,8 @@ class Decision(BaseModel):
 
 @router.post("/pairings/{token}", responses=responses(403, 404))
 async def decide(token: str, body: Decision, ctx: Web, caller: AtMachine) -> dict[str, Any]:
-    return await ctx.gw.commands.call(
+    return await _call(
+        ctx,
         "appkey_decide",
         {"token": token, "approve": body.approve},
         origin=caller.origin,
@@ -161,13 +177,14 @@ async def decide(token: str, body: Decision, ctx: Web, caller: AtMachine) -> dic
 
 @router.get("/mine")
 async def mine(ctx: Web, member: MemberKey) -> dict[str, Any]:
-    jobs = (await ctx.gw.commands.call("slicer_held", {"member_id": member.member_id}))["held"]
+    jobs = (await _call(ctx, "slicer_held", {"member_id": member.member_id}))["held"]
     return {"member_id": member.member_id, "held": await _with_analysis(ctx, jobs)}
 
 
 @router.delete("/mine/{job_id}", responses=responses(403, 404, 409))
 async def cancel_mine(job_id: int, ctx: Web, member: MemberKey) -> dict[str, Any]:
-    return await ctx.gw.commands.call(
+    return await _call(
+        ctx,
         "slicer_cancel",
         {"id": job_id, "member_id": member.member_id},
         origin="web",
@@ -185,13 +202,14 @@ class NewKey(BaseModel):
 
 @router.get("/keys")
 async def keys(ctx: Web, caller: Admin) -> dict[str, Any]:
-    return await ctx.gw.commands.call("slicer_keys", origin=caller.origin, actor=caller.actor)
+    return await _call(ctx, "slicer_keys", origin=caller.origin, actor=caller.actor)
 
 
 @router.post("/keys", status_code=201)
 async def create_key(body: NewKey, ctx: Web, caller: Admin) -> dict[str, Any]:
     """Create (or replace) a member's key; the secret is in this reply only."""
-    return await ctx.gw.commands.call(
+    return await _call(
+        ctx,
         "slicer_key_create",
         {"member_id": body.member_id, "member_name": body.member_name, "label": "admin"},
         origin=caller.origin,
@@ -201,12 +219,61 @@ async def create_key(body: NewKey, ctx: Web, caller: Admin) -> dict[str, Any]:
 
 @router.delete("/keys/{member_id}")
 async def revoke_key(member_id: str, ctx: Web, caller: Admin) -> dict[str, Any]:
-    return await ctx.gw.commands.call(
-        "slicer_key_revoke", {"member_id": member_id}, origin=caller.origin, actor=caller.actor
+    return await _call(
+        ctx, "slicer_key_revoke", {"member_id": member_id}, origin=caller.origin, actor=caller.actor
     )
 
 
 @router.get("/usage")
 async def usage(ctx: Web, caller: Admin) -> dict[str, Any]:
     """Members' held jobs: who uploaded, through which door, who released."""
-    return await ctx.gw.commands.call("slicer_usage", origin=caller.origin, actor=caller.actor)
+    return await _call(ctx, "slicer_usage", origin=caller.origin, actor=caller.actor)
+
+
+# -- the library's owners, USB sticks ---------------------------------------------------------
+
+
+@router.get("/owners")
+async def owners(ctx: Web, caller: Reader) -> dict[str, Any]:
+    """Who put each library file there, its name as they wrote it, and through which door."""
+    return await _call(ctx, "slicer_files", origin=caller.origin)
+
+
+@router.get("/usb")
+async def usb_files(ctx: Web, caller: Reader) -> dict[str, Any]:
+    """G-code files on the USB sticks plugged into the gateway."""
+    return await _call(ctx, "usb_files", origin=caller.origin)
+
+
+class StickChoice(BaseModel):
+    volume: str = Field(min_length=1, max_length=255)
+    path: str = Field(min_length=1, max_length=1024)
+
+
+@router.post("/usb/hold", responses=responses(403, 404, 409))
+async def usb_hold(body: StickChoice, ctx: Web, caller: AtMachine) -> dict[str, Any]:
+    """Copy a stick's file into the library for the badged-in member and hold it for them."""
+    return await _call(
+        ctx,
+        "usb_hold",
+        {"volume": body.volume, "path": body.path},
+        origin=caller.origin,
+        actor=caller.actor,
+        timeout=120.0,
+    )
+
+
+class StickAction(BaseModel):
+    action: Literal["plug", "unplug"]
+    name: str = Field(default="STICK", min_length=1, max_length=64)
+
+
+sim_router = APIRouter(prefix="/api/sim", tags=["simulation"], responses=AUTH_ERRORS)
+
+
+@sim_router.post("/usb", responses=responses(400, 409))
+async def simulate_usb(body: StickAction, ctx: Web, caller: Stopper) -> dict[str, Any]:
+    """Simulation mode: plug a USB stick (with a demo job) in, or pull it out."""
+    return await _call(
+        ctx, "usb_simulate", {"action": body.action, "name": body.name}, origin=caller.origin
+    )
