@@ -23,7 +23,8 @@ from gateway.machine.files import FileRejected
 from gateway.web.api.octoprint import Ctx, Member, hold, identify_member, receive_member_upload
 from gateway.web.errors import ApiError
 
-router = APIRouter(tags=["slicers (Moonraker-compatible)"])
+#: Not in /openapi.json: a compatibility surface in Moonraker's shapes.
+router = APIRouter(tags=["slicers (Moonraker-compatible)"], include_in_schema=False)
 
 
 class MoonError(Exception):

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
 
 import gateway
 from gateway.commands import CommandError
@@ -40,7 +41,8 @@ from gateway.web.slicer_upload import SlicerUpload, receive_slicer_upload
 OCTOPRINT_VERSION = "1.10.0"
 API_VERSION = "0.1"
 
-router = APIRouter(tags=["slicers (OctoPrint-compatible)"])
+#: Not in /openapi.json: a compatibility surface in OctoPrint's shapes, not the gateway's API.
+router = APIRouter(tags=["slicers (OctoPrint-compatible)"], include_in_schema=False)
 
 
 class OctoError(Exception):
@@ -66,6 +68,16 @@ class Member:
     member_id: str
     member_name: str
     label: str
+
+
+#: A member's slicer key, as slicers send it.
+api_key = APIKeyHeader(
+    name="X-Api-Key",
+    auto_error=False,
+    scheme_name="member_key",
+    description="A member's slicer key (touchscreen: 'My slicer key'; admins: "
+    "`gateway slicer-key create`).",
+)
 
 
 def _key(request: Request) -> str | None:

@@ -13,13 +13,13 @@ import io
 from typing import Annotated, Any, Literal
 
 import segno
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request, Security
 from pydantic import BaseModel, Field
 
 from gateway.commands import CommandError
 from gateway.machine.files import FileRejected
 from gateway.web.api.deps import AUTH_ERRORS, Admin, Reader, Stopper, Web
-from gateway.web.api.octoprint import Member, identify_member
+from gateway.web.api.octoprint import Member, api_key, identify_member
 from gateway.web.auth import Scope
 from gateway.web.context import WebContext
 from gateway.web.errors import ApiError, responses
@@ -47,7 +47,9 @@ router = APIRouter(prefix="/api/slicer", tags=["slicer"], responses=AUTH_ERRORS)
 AtMachine = Annotated[Caller, Depends(allow(Scope.OPERATE, kiosk="session"))]
 
 
-async def _member(request: Request) -> Member:
+async def _member(
+    request: Request, _key: Annotated[str | None, Security(api_key)] = None
+) -> Member:
     class _Err(ApiError):
         def __init__(self, status: int, message: str) -> None:
             super().__init__(status, "unauthorised" if status == 401 else "forbidden", message)
@@ -56,6 +58,9 @@ async def _member(request: Request) -> Member:
 
 
 MemberKey = Annotated[Member, Depends(_member)]
+JobId = Annotated[int, Path(ge=1, le=2**62, description="A held job's id")]
+Token = Annotated[str, Path(min_length=1, max_length=64, description="A pairing request")]
+MemberId = Annotated[str, Path(min_length=1, max_length=64, description="e.g. m-ada")]
 
 
 def fits(analysis: dict[str, Any], volume: tuple[float, float, float] | None) -> bool | None:
@@ -111,7 +116,7 @@ async def held(ctx: Web, caller: Reader) -> HeldList:
 
 
 @router.post("/held/{job_id}/start", responses=responses(403, 404, 409))
-async def start_held(job_id: int, ctx: Web, caller: AtMachine) -> dict[str, Any]:
+async def start_held(job_id: JobId, ctx: Web, caller: AtMachine) -> dict[str, Any]:
     """The "Bed is clear — start" tap: only by the member the job is held for, at the machine."""
     return await _call(
         ctx, "slicer_release", {"id": job_id}, origin=caller.origin, actor=caller.actor
@@ -119,7 +124,7 @@ async def start_held(job_id: int, ctx: Web, caller: AtMachine) -> dict[str, Any]
 
 
 @router.post("/held/{job_id}/cancel", responses=responses(403, 404, 409))
-async def cancel_held(job_id: int, ctx: Web, caller: AtMachine) -> dict[str, Any]:
+async def cancel_held(job_id: JobId, ctx: Web, caller: AtMachine) -> dict[str, Any]:
     """The badged-in member cancels one of their held jobs (admins: any)."""
     args: dict[str, Any] = {"id": job_id}
     if caller.kind == "token":
@@ -162,7 +167,7 @@ class Decision(BaseModel):
 
 
 @router.post("/pairings/{token}", responses=responses(403, 404))
-async def decide(token: str, body: Decision, ctx: Web, caller: AtMachine) -> dict[str, Any]:
+async def decide(token: Token, body: Decision, ctx: Web, caller: AtMachine) -> dict[str, Any]:
     return await _call(
         ctx,
         "appkey_decide",
@@ -182,7 +187,7 @@ async def mine(ctx: Web, member: MemberKey) -> dict[str, Any]:
 
 
 @router.delete("/mine/{job_id}", responses=responses(403, 404, 409))
-async def cancel_mine(job_id: int, ctx: Web, member: MemberKey) -> dict[str, Any]:
+async def cancel_mine(job_id: JobId, ctx: Web, member: MemberKey) -> dict[str, Any]:
     return await _call(
         ctx,
         "slicer_cancel",
@@ -218,7 +223,7 @@ async def create_key(body: NewKey, ctx: Web, caller: Admin) -> dict[str, Any]:
 
 
 @router.delete("/keys/{member_id}")
-async def revoke_key(member_id: str, ctx: Web, caller: Admin) -> dict[str, Any]:
+async def revoke_key(member_id: MemberId, ctx: Web, caller: Admin) -> dict[str, Any]:
     return await _call(
         ctx, "slicer_key_revoke", {"member_id": member_id}, origin=caller.origin, actor=caller.actor
     )
