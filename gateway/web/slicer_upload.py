@@ -154,7 +154,8 @@ async def receive_slicer_upload(
     try:
         name = disk_name(shown)
     except SlicerError as err:
-        raise ApiError(400, err.code, err.message) from err
+        # OctoPrint also answers 415 to a file that is not machine code.
+        raise ApiError(415, "not_gcode", err.message) from err
     name = distinct_name(name, busy())
 
     async def chunks() -> AsyncIterator[bytes]:

@@ -20,7 +20,14 @@ from fastapi.responses import JSONResponse
 import gateway
 from gateway.commands import CommandError
 from gateway.machine.files import FileRejected
-from gateway.web.api.octoprint import Ctx, Member, hold, identify_member, receive_member_upload
+from gateway.web.api.octoprint import (
+    Ctx,
+    Member,
+    hold,
+    identify_member,
+    receive_member_upload,
+    upload_status,
+)
 from gateway.web.errors import ApiError
 
 #: Not in /openapi.json: a compatibility surface in Moonraker's shapes.
@@ -87,7 +94,7 @@ async def files_upload(request: Request, ctx: Ctx, member: MemberKey) -> JSONRes
     except ApiError as err:
         raise MoonError(err.status, err.message, err.headers) from err
     except FileRejected as err:
-        raise MoonError(413 if err.code == "too_large" else 400, str(err)) from err
+        raise MoonError(upload_status(err), str(err)) from err
     root = received.fields.get("root", "gcodes")
     if root != "gcodes":
         ctx.machine.files.delete(received.stored.name)

@@ -176,6 +176,11 @@ async def hold(ctx: WebContext, member: Member, file: str, door: str = "slicer")
     )
 
 
+def upload_status(err: FileRejected) -> int:
+    """413 too large, 400 a bad name, 422 content that is not valid G-code."""
+    return {"too_large": 413, "bad_name": 400}.get(err.code, 422)
+
+
 def octo_state(status: dict[str, Any]) -> tuple[str, dict[str, bool]]:
     state = status["state"]
     text = {
@@ -241,9 +246,7 @@ async def upload(request: Request, ctx: Ctx, member: MemberKey) -> JSONResponse:
     except ApiError as err:
         raise OctoError(err.status, err.message, err.headers) from err
     except FileRejected as err:
-        raise OctoError(
-            413 if err.code == "too_large" else 400 if err.code == "bad_name" else 415, str(err)
-        ) from err
+        raise OctoError(upload_status(err), str(err)) from err
     name = received.stored.name
     held: dict[str, Any] | None = None
     if received.flag("print"):
