@@ -31,7 +31,8 @@ def library(gw: Gateway) -> set[str]:
 
 
 def found_outside(top: Path, root: Path, name: str) -> list[Path]:
-    return [p for p in top.rglob(name) if p.parent != root]
+    """Copies of ``name`` anywhere but the library (and its prepared copy)."""
+    return [p for p in top.rglob(name) if p.parent not in (root, root / ".prepared")]
 
 
 async def key_for(gw: Gateway, member_id: str = "m-ada", name: str = "Ada Lovelace") -> str:
