@@ -73,31 +73,35 @@ class HeldJobRefused(SlicerError):
     """A held job cannot be released or cancelled; the message says why."""
 
 
-def refusal(job: HeldJob, action: HeldAction, *, by: str | None, now: float) -> str | None:
-    """Why ``by`` may not apply ``action`` to ``job`` at ``now`` (None: allowed).
+def refusal(
+    job: HeldJob, action: HeldAction, *, by: str | None, now: float
+) -> tuple[str, str] | None:
+    """Why ``by`` may not apply ``action`` to ``job`` at ``now``, as ``(code, message)``;
+    None when allowed.
 
     ``by`` is the member id acting (the badged-in member, or a key's member), or None
-    for an admin (cancel only).
+    for an admin (cancel) or the clock (expire).
     """
     if job.final:
-        return f"{job.display_name} is already {job.state.value}"
+        return "bad_state", f"{job.display_name} is already {job.state.value}"
     match action:
         case HeldAction.EXPIRE:
-            return None if now >= job.expires_at else "the job has not expired yet"
+            return None if now >= job.expires_at else ("bad_state", "the job has not expired")
         case HeldAction.RELEASE:
             if now >= job.expires_at:
-                return f"{job.display_name} waited too long and expired; send it again"
+                return "expired", f"{job.display_name} waited too long and expired; send it again"
             if by is None:
-                return "badge in at the machine to start a held job"
+                return "no_session", "badge in at the machine to start a held job"
             if by != job.member_id:
                 return (
+                    "not_yours",
                     f"{job.display_name} is held for {short_name(job.member_name)}; "
-                    "only they can start it"
+                    "only they can start it",
                 )
             return None
         case HeldAction.CANCEL:
             if by is not None and by != job.member_id:
-                return f"{job.display_name} belongs to {short_name(job.member_name)}"
+                return "not_yours", f"{job.display_name} belongs to {short_name(job.member_name)}"
             return None
 
 
@@ -110,18 +114,11 @@ _ENDS = {
 
 def transition(job: HeldJob, action: HeldAction, *, by: str | None, now: float) -> HeldJob:
     """The job after ``action``; raises :class:`HeldJobRefused` when the rules forbid it."""
-    reason = refusal(job, action, by=by, now=now)
-    if reason is not None:
-        code = "not_yours" if "only they" in reason or "belongs to" in reason else "bad_state"
-        if action is HeldAction.RELEASE and by is None:
-            code = "no_session"
-        raise HeldJobRefused(code, reason)
-    return dataclasses.replace(
-        job,
-        state=_ENDS[action],
-        released_by=by if action is HeldAction.RELEASE else job.released_by,
-        ended_at=now,
-    )
+    refused = refusal(job, action, by=by, now=now)
+    if refused is not None:
+        raise HeldJobRefused(*refused)
+    released_by = by if action is HeldAction.RELEASE else job.released_by
+    return dataclasses.replace(job, state=_ENDS[action], released_by=released_by, ended_at=now)
 
 
 # -- names -------------------------------------------------------------------------------
