@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from gateway.daemon import Gateway
+from gateway.web.auth import Scope
 
 #: Accents, spaces and a dash as a member would name the file.
 NAME = "Br\u00e4cket v3 \u2013 PLA.gcode"
@@ -73,6 +74,12 @@ async def test_prusaslicer_sequence_holds_the_job_for_the_member(tmp_path: Path,
         # Held, not started: the machine is still idle.
         assert gw.machine.status()["state"] == "idle"
         assert gw.machine.status()["job"] is None
+        # The usage report names the member and the door.
+        admin = kit.new_token(gw, "admin", Scope.ADMIN)
+        async with httpx.AsyncClient(base_url=base(gw)) as c:
+            r = await c.get("/api/usage", headers={"Authorization": f"Bearer {admin}"})
+        [row] = r.json()["member_jobs"]
+        assert (row["member_id"], row["door"], row["jobs_held"]) == ("m-ada", "slicer", 1)
 
 
 async def test_cura_pairs_on_the_kiosk_and_uploads_as_that_member(tmp_path: Path, kit: Any) -> None:
