@@ -21,6 +21,7 @@ from gateway.config import GatewayConfig
 from gateway.machine.service import MachineService
 from gateway.machine.sim.service import SimulatorService
 from gateway.ops.notify import Notifier, SystemdService
+from gateway.slicer.advertise import Advertiser, should_advertise
 from gateway.slicer.service import SlicerService
 from gateway.supervisor import Supervisor
 from gateway.telemetry.service import TelemetryService
@@ -117,6 +118,17 @@ def build(config: GatewayConfig) -> Gateway:
         supervisor.add(gw.slicer)
     gw.web = WebService(config.web, create_app(gw))
     supervisor.add(gw.web)
+    if config.slicer.enabled and should_advertise(config.slicer.zeroconf, config.web.host):
+        web = gw.web
+        supervisor.add(
+            Advertiser(
+                machine_name=config.machine.name,
+                machine_id=config.machine.id,
+                kind=config.machine.kind,
+                host=config.web.host,
+                port=lambda: web.port,
+            )
+        )
     # Last, so that READY=1 goes to systemd once every other service has started.
     notifier = Notifier.from_environ(os.environ)
     if notifier is not None:
