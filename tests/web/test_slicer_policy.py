@@ -11,6 +11,7 @@ import httpx
 
 from gateway.daemon import Gateway
 from gateway.slicer.config import SlicerConfig
+from gateway.web.auth import Scope
 
 JOB = b"G28\nG1 X10 Y10 F1200\nG1 X20 Y10 F1200\n"
 
@@ -89,3 +90,19 @@ async def test_members_cancel_their_own_jobs_with_their_key(tmp_path: Path, kit:
             r = await c.delete(f"/api/slicer/mine/{held_id}", headers={"X-Api-Key": ada})
             assert r.status_code == 200 and r.json()["state"] == "cancelled"
         assert (await gw.commands.call("slicer_held"))["held"] == []
+
+
+async def test_files_uploaded_through_the_web_api_record_their_door(
+    tmp_path: Path, kit: Any
+) -> None:
+    async with kit.running_gateway(kit.make_config(tmp_path / "state")) as gw:
+        token = kit.new_token(gw, "workshop-pc", Scope.OPERATE)
+        async with httpx.AsyncClient(base_url=base(gw)) as c:
+            r = await c.post(
+                "/api/files",
+                headers={"Authorization": f"Bearer {token}"},
+                files={"file": ("shared.gcode", JOB, "text/plain")},
+            )
+            assert r.status_code == 201
+        owner = (await gw.commands.call("slicer_files"))["owners"]["shared.gcode"]
+        assert (owner["member_id"], owner["door"]) == ("token:workshop-pc", "web")
