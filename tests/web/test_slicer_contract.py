@@ -84,9 +84,10 @@ async def test_prusaslicer_sequence_holds_the_job_for_the_member(tmp_path: Path,
 
 async def test_cura_pairs_on_the_kiosk_and_uploads_as_that_member(tmp_path: Path, kit: Any) -> None:
     async with kit.running_gateway(kit.make_config(tmp_path / "state")) as gw:
-        async with httpx.AsyncClient(base_url=base(gw)) as cura, httpx.AsyncClient(
-            base_url=base(gw)
-        ) as kiosk:
+        async with (
+            httpx.AsyncClient(base_url=base(gw)) as cura,
+            httpx.AsyncClient(base_url=base(gw)) as kiosk,
+        ):
             assert (await cura.get("/plugin/appkeys/probe")).status_code == 204
             r = await cura.post("/plugin/appkeys/request", json={"app": "Cura"})
             assert r.status_code == 201
@@ -115,9 +116,9 @@ async def test_cura_pairs_on_the_kiosk_and_uploads_as_that_member(tmp_path: Path
             assert settings["feature"]["sdSupport"] is False
             assert "webcamEnabled" in settings["webcam"]
             assert (await cura.get("/api/version", headers=h)).json()["api"]
-            assert "_default" in (await cura.get("/api/printerprofiles", headers=h)).json()[
-                "profiles"
-            ]
+            assert (
+                "_default" in (await cura.get("/api/printerprofiles", headers=h)).json()["profiles"]
+            )
             r = await cura.post("/api/login", headers=h, json={"passive": True})
             assert r.status_code == 200 and r.json()["name"] == "m-ada"
             r = await cura.get("/api/printer", headers=h)
@@ -149,9 +150,7 @@ async def test_cura_pairing_denied_answers_404(tmp_path: Path, kit: Any) -> None
         kit.running_gateway(kit.make_config(tmp_path / "state")) as gw,
         httpx.AsyncClient(base_url=base(gw)) as c,
     ):
-        token = (await c.post("/plugin/appkeys/request", json={"app": "Cura"})).json()[
-            "app_token"
-        ]
+        token = (await c.post("/plugin/appkeys/request", json={"app": "Cura"})).json()["app_token"]
         await badge_in(gw, kit, kit.ADA)
         r = await c.post(f"/api/slicer/pairings/{token}", json={"approve": False})
         assert r.status_code == 200
@@ -188,3 +187,32 @@ async def test_orca_moonraker_upload_holds_the_job(tmp_path: Path, kit: Any) -> 
             assert r.status_code == 401 and r.json()["error"]["code"] == 401
         jobs = await held(gw)
         assert [(j["member_id"], j["file"]) for j in jobs] == [("m-max", "orca part.gcode")] * 2
+
+
+async def test_fields_after_the_file_count_too(tmp_path: Path, kit: Any) -> None:
+    """Some clients put ``print`` after the file part; it still holds the job."""
+    async with kit.running_gateway(kit.make_config(tmp_path / "state")) as gw:
+        key = await member_key(gw, "m-ada", "Ada Lovelace")
+        boundary = "fieldsafterfile"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="late.gcode"\r\nContent-Type: text/plain\r\n\r\n'
+            ).encode()
+            + JOB
+            + (
+                f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="print"\r\n\r\n'
+                f"true\r\n--{boundary}--\r\n"
+            ).encode()
+        )
+        async with httpx.AsyncClient(base_url=base(gw)) as c:
+            r = await c.post(
+                "/api/files/local",
+                content=body,
+                headers={
+                    "X-Api-Key": key,
+                    "Content-Type": f"multipart/form-data; boundary={boundary}",
+                },
+            )
+        assert r.status_code == 201, r.text
+        assert [j["file"] for j in await held(gw)] == ["late.gcode"]
