@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -192,9 +193,23 @@ def cmd_sessions_export(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             if args.output and args.output != "-":
                 out = stack.enter_context(open(args.output, "w", newline="", encoding="utf-8"))
-            rows = sessions_export(
-                config.storage.database, out, since=args.since, until=args.until, usage=args.usage
-            )
+            if args.usage and config.slicer.enabled:
+                # Members' jobs (slicer, USB, web) join the usage totals as extra columns.
+                from gateway.slicer.cli import add_job_columns
+
+                text = io.StringIO()
+                sessions_export(
+                    config.storage.database, text, since=args.since, until=args.until, usage=True
+                )
+                rows = add_job_columns(text.getvalue(), config.storage.database, out)
+            else:
+                rows = sessions_export(
+                    config.storage.database,
+                    out,
+                    since=args.since,
+                    until=args.until,
+                    usage=args.usage,
+                )
     except (AccessError, ValueError, OSError) as err:
         print(f"gateway sessions export: {err}", file=sys.stderr)
         return 1

@@ -8,8 +8,10 @@ the daemon's database file, which WAL lets them share with the running daemon).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -138,3 +140,56 @@ def usb(url: str, action: str, name: str) -> int:
         return 1
     print(json.dumps(r.json()))
     return 0
+
+
+#: Columns added to ``gateway sessions export --usage``: members' jobs by door.
+USAGE_JOB_COLUMNS = ("jobs_sent", "jobs_started", "doors")
+
+
+@dataclass
+class _MemberJobs:
+    name: str
+    sent: int = 0
+    started: int = 0
+    doors: list[str] = field(default_factory=list)
+
+    def cells(self) -> list[object]:
+        return [self.sent, self.started, " ".join(self.doors)]
+
+
+def add_job_columns(usage_csv: str, db_path: Path, out: TextIO) -> int:
+    """Copy the access usage CSV to ``out`` with each member's jobs (sent, started, and
+    by which doors) added; members with jobs but no sessions get rows of their own.
+    Returns the data rows written."""
+    db = open_database(db_path)
+    try:
+        records.ensure_schema(db)
+        per_door = records.usage(db)
+    finally:
+        db.conn.close()
+    jobs: dict[str, _MemberJobs] = {}
+    for u in per_door:
+        j = jobs.setdefault(str(u["member_id"]), _MemberJobs(str(u["member_name"])))
+        j.sent += int(u["jobs_held"])
+        j.started += int(u["jobs_started"])
+        j.doors.append(f"{u['door']}:{u['jobs_held']}")
+    reader = csv.reader(io.StringIO(usage_csv))
+    writer = csv.writer(out)
+    header = next(reader, None)
+    if header is None:
+        return 0
+    writer.writerow([*header, *USAGE_JOB_COLUMNS])
+    rows = 0
+    seen: set[str] = set()
+    for row in reader:
+        member = row[0] if row else ""
+        # A member's jobs go on their first row (one per machine in the access CSV).
+        mine = jobs.get(member) if member not in seen else None
+        seen.add(member)
+        writer.writerow([*row, *(mine.cells() if mine is not None else [0, 0, ""])])
+        rows += 1
+    for member, j in jobs.items():
+        if member not in seen:
+            writer.writerow([member, j.name, *[""] * (len(header) - 2), *j.cells()])
+            rows += 1
+    return rows

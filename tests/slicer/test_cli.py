@@ -69,3 +69,36 @@ def test_jobs_export_names_uploader_door_and_releaser(
             "machine_job_id": "4",
         }
     ]
+
+
+def test_usage_export_gains_members_jobs_by_door(tmp_path: Path) -> None:
+    from gateway.slicer.cli import add_job_columns
+
+    db_path = tmp_path / "g.db"
+    db = open_database(db_path)
+    records.ensure_schema(db)
+    for file, member, name, door in (
+        ("a.gcode", "m-ada", "Ada Lovelace", "slicer"),
+        ("b.gcode", "m-ada", "Ada Lovelace", "usb"),
+        ("c.gcode", "m-eve", "Eve Lapsed", "slicer"),
+    ):
+        job = records.insert_held(db, HeldJob(0, file, file, member, name, door, 1.0, 9.0))
+        if file == "a.gcode":
+            records.update_held(db, transition(job, HeldAction.RELEASE, by=member, now=2.0))
+    db.conn.close()
+    usage = "member_id,member_name,machine_id,sessions\r\nm-ada,Ada Lovelace,mk4,2\r\n"
+    out = io.StringIO()
+    assert add_job_columns(usage, db_path, out) == 2
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert rows[0] == {
+        "member_id": "m-ada",
+        "member_name": "Ada Lovelace",
+        "machine_id": "mk4",
+        "sessions": "2",
+        "jobs_sent": "2",
+        "jobs_started": "1",
+        "doors": "slicer:1 usb:1",
+    }
+    # Eve never badged in (her membership ended) but her upload is on record.
+    assert rows[1]["member_id"] == "m-eve" and rows[1]["jobs_started"] == "0"
+    assert rows[1]["sessions"] == ""
