@@ -312,6 +312,8 @@
     });
   }
 
+  // Keys and pairing need to know who is at the machine: no badges, no keys.
+  if (!initial.state || !initial.state.access) $("my-key").hidden = true;
   $("my-key").addEventListener("click", showKey);
   $("key-done").addEventListener("click", hideKey);
   $("usb-open").addEventListener("click", () => { $("usb-dialog").hidden = false; });
