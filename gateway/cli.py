@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -240,9 +241,23 @@ def cmd_sessions_export(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             if args.output and args.output != "-":
                 out = stack.enter_context(open(args.output, "w", newline="", encoding="utf-8"))
-            rows = sessions_export(
-                config.storage.database, out, since=args.since, until=args.until, usage=args.usage
-            )
+            if args.usage and config.slicer.enabled:
+                # Members' jobs (slicer, USB, web) join the usage totals as extra columns.
+                from gateway.slicer.cli import add_job_columns
+
+                text = io.StringIO()
+                sessions_export(
+                    config.storage.database, text, since=args.since, until=args.until, usage=True
+                )
+                rows = add_job_columns(text.getvalue(), config.storage.database, out)
+            else:
+                rows = sessions_export(
+                    config.storage.database,
+                    out,
+                    since=args.since,
+                    until=args.until,
+                    usage=args.usage,
+                )
     except (AccessError, ValueError, OSError) as err:
         print(f"gateway sessions export: {err}", file=sys.stderr)
         return 1
@@ -263,6 +278,30 @@ def cmd_token(args: argparse.Namespace) -> int:
     if args.token_command == "revoke":
         return tokens_cli.token_revoke(db, args.name)
     return tokens_cli.token_list(db)
+
+
+# -- gateway slicer-key / slicer-jobs / usb ------------------------------------------------
+
+
+def cmd_slicer(args: argparse.Namespace) -> int:
+    from gateway.slicer import cli as slicer_cli
+
+    if args.command == "usb":
+        return slicer_cli.usb(args.url, args.usb_command, args.name)
+    db = _load(args.config).storage.database
+    if args.command == "slicer-jobs":
+        out: TextIO = sys.stdout
+        with contextlib.ExitStack() as stack:
+            if args.output and args.output != "-":
+                out = stack.enter_context(open(args.output, "w", newline="", encoding="utf-8"))
+            rows = slicer_cli.jobs_csv(db, out)
+        print(f"{rows} rows written", file=sys.stderr)
+        return 0
+    if args.key_command == "create":
+        return slicer_cli.key_create(db, args.member, args.name)
+    if args.key_command == "revoke":
+        return slicer_cli.key_revoke(db, args.member)
+    return slicer_cli.key_list(db)
 
 
 # -- gateway badge (simulation) -----------------------------------------------------------
@@ -446,6 +485,27 @@ def build_parser() -> argparse.ArgumentParser:
     for tp in (tc, tl, tr):
         tp.add_argument("--config", "-c", help=CONFIG_HELP)
         tp.set_defaults(func=cmd_token)
+
+    sk = sub.add_parser("slicer-key", help="members' slicer keys (OctoPrint API keys)")
+    sk_sub = sk.add_subparsers(dest="key_command", required=True)
+    skc = sk_sub.add_parser("create", help="create or replace a member's key; shown once")
+    skc.add_argument("--member", required=True, help="member id, e.g. m-ada")
+    skc.add_argument("--name", required=True, help="member's name, e.g. 'Ada Lovelace'")
+    skl = sk_sub.add_parser("list", help="list keys (never their secrets)")
+    skr = sk_sub.add_parser("revoke", help="revoke every key of a member")
+    skr.add_argument("member")
+    sj = sub.add_parser("slicer-jobs", help="members' jobs: who uploaded, door, who released")
+    sj_sub = sj.add_subparsers(dest="jobs_command", required=True)
+    sje = sj_sub.add_parser("export", help="as CSV")
+    sje.add_argument("-o", "--output", help="file to write (default: standard output)")
+    for sp in (skc, skl, skr, sje):
+        sp.add_argument("--config", "-c", help="the gateway's config file")
+        sp.set_defaults(func=cmd_slicer)
+    us = sub.add_parser("usb", help="plug in or pull out a simulated USB stick (simulation)")
+    us.add_argument("usb_command", choices=["plug", "unplug"])
+    us.add_argument("--name", default="STICK")
+    us.add_argument("--url", default="http://127.0.0.1:8080/")
+    us.set_defaults(func=cmd_slicer)
 
     b = sub.add_parser("badge", help="present a badge to a running gateway in simulation mode")
     b.add_argument("uid", help="card UID in hex, e.g. 04A1B2C3")

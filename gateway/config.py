@@ -21,6 +21,7 @@ from gateway.access.config import AccessConfig
 from gateway.camera.config import CameraConfig
 from gateway.ledger.config import LedgerConfig
 from gateway.metering.config import MeteringConfig
+from gateway.slicer.config import SlicerConfig
 from gateway.telemetry.config import TelemetryConfig
 from gateway.web.site import SiteConfig
 
@@ -165,6 +166,7 @@ class GatewayConfig(BaseSettings):
     camera: CameraConfig = CameraConfig()
     metering: MeteringConfig = MeteringConfig()
     ledger: LedgerConfig = LedgerConfig()
+    slicer: SlicerConfig = SlicerConfig()
     logging: LoggingConfig = LoggingConfig()
     site: SiteConfig = SiteConfig()
 

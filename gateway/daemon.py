@@ -23,6 +23,8 @@ from gateway.machine.service import MachineService
 from gateway.machine.sim.service import SimulatorService
 from gateway.metering.service import MeteringService
 from gateway.ops.notify import Notifier, SystemdService
+from gateway.slicer.advertise import Advertiser, should_advertise
+from gateway.slicer.service import SlicerService
 from gateway.supervisor import Supervisor
 from gateway.telemetry.service import TelemetryService
 from gateway.web.server import WebService
@@ -43,6 +45,7 @@ class Gateway:
     camera: CameraService | None = None
     metering: MeteringService | None = None
     ledger: LedgerService | None = None
+    slicer: SlicerService | None = None
     web: WebService | None = None
 
     @property
@@ -127,8 +130,31 @@ def build(config: GatewayConfig) -> Gateway:
             machine_id=config.machine.id,
         )
         supervisor.add(gw.metering)
+    if config.slicer.enabled:
+        gw.slicer = SlicerService(
+            config.slicer,
+            db_path=config.storage.database,
+            bus=bus,
+            commands=commands,
+            files=machine.files,
+            simulated_usb=(config.slicer.usb_root or config.storage.state_dir / "usb-sim")
+            if config.simulation.enabled
+            else None,
+        )
+        supervisor.add(gw.slicer)
     gw.web = WebService(config.web, create_app(gw))
     supervisor.add(gw.web)
+    if config.slicer.enabled and should_advertise(config.slicer.zeroconf, config.web.host):
+        web = gw.web
+        supervisor.add(
+            Advertiser(
+                machine_name=config.machine.name,
+                machine_id=config.machine.id,
+                kind=config.machine.kind,
+                host=config.web.host,
+                port=lambda: web.port,
+            )
+        )
     # Last, so that READY=1 goes to systemd once every other service has started.
     notifier = Notifier.from_environ(os.environ)
     if notifier is not None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import re
 import time
 import uuid
 from collections.abc import AsyncIterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +32,8 @@ from gateway.machine.gcode import GcodeError, prepare_file
 
 SUFFIXES = (".gcode", ".gco", ".gc", ".g", ".nc", ".ngc", ".tap", ".cnc")
 MAX_NAME = 120
+#: Worker processes start fresh (a fork of the multi-threaded daemon is not safe).
+_SPAWN = multiprocessing.get_context("spawn")
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9._()+\- ]")
 
 
@@ -39,6 +43,10 @@ class FileRejected(MachineError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+    def __reduce__(self) -> tuple[type[FileRejected], tuple[str, str]]:
+        # Raised in the worker process that checks an upload, and pickled back.
+        return (FileRejected, (self.code, str(self)))
 
 
 def sanitise_name(name: str) -> str:
@@ -147,7 +155,18 @@ class FileLibrary:
                             "upload limit (jobs.max_upload_bytes)",
                         )
                     fh.write(chunk)
-            return await asyncio.to_thread(self._install, safe, tmp, size)
+            # Checking and analysing a large file is seconds of pure-Python work: in a
+            # thread it would hold the GIL against the event loop and slow a running
+            # job's streaming; a short-lived worker process at the lowest CPU priority
+            # leaves the loop (and the controller's serial line) alone.
+            loop = asyncio.get_running_loop()
+            pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=_SPAWN, initializer=os.nice, initargs=(19,)
+            )
+            try:
+                return await loop.run_in_executor(pool, self._install, safe, tmp, size)
+            finally:
+                pool.shutdown(wait=False)
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import gateway
 from gateway.web import errors, kiosk
-from gateway.web.api import routers
+from gateway.web.api import moonraker, octoprint, routers, slicer
 from gateway.web.api.access import sim_router
 from gateway.web.api.deps import AUTH_ERRORS
 from gateway.web.auth import Scope as TokenScope
@@ -31,6 +31,9 @@ from gateway.web.metrics import HttpMetrics
 
 if TYPE_CHECKING:
     from gateway.daemon import Gateway
+
+#: Streamed uploads, which enforce ``jobs.max_upload_bytes`` themselves.
+UPLOADS = frozenset({"/api/files", "/api/files/local", "/server/files/upload"})
 
 #: Largest request body outside uploads (JSON commands are a few hundred bytes).
 MAX_BODY = 64 * 1024
@@ -47,7 +50,7 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["path"] == "/api/files" and scope["method"] == "POST"):
+        if scope["type"] != "http" or (scope["path"] in UPLOADS and scope["method"] == "POST"):
             await self.app(scope, receive, send)
             return
         for key, value in scope["headers"]:
@@ -91,10 +94,13 @@ def create_app(gw: Gateway) -> FastAPI:
     app.state.web = ctx
     app.state.stopping = ctx.stopping
     errors.install(app)
+    octoprint.install(app)
+    moonraker.install(app)
     for router in routers():
         app.include_router(router)
     if ctx.simulation:
         app.include_router(sim_router)
+        app.include_router(slicer.sim_router)
     if gw.camera is not None:
         from gateway.camera.routes import camera_router
 

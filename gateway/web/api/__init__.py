@@ -8,11 +8,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.web.api import access, files, jobs, live, machine, timeline, tokens, usage
+from gateway.web.api import (
+    access,
+    files,
+    jobs,
+    live,
+    machine,
+    moonraker,
+    octoprint,
+    slicer,
+    timeline,
+    tokens,
+    usage,
+)
 
 
 def routers() -> list[APIRouter]:
     return [
+        # Slicers' OctoPrint routes first: /api/files/local is not a file named "local".
+        octoprint.router,
+        moonraker.router,
+        slicer.router,
         machine.router,
         files.router,
         jobs.router,

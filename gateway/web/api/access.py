@@ -69,6 +69,10 @@ class Sessions(BaseModel):
 
 class Usage(BaseModel):
     usage: list[UsageOut]
+    member_jobs: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Members' jobs per door (slicer, web, usb, cli): held, started, expired",
+    )
 
 
 class LockoutRequest(BaseModel):
@@ -182,7 +186,13 @@ async def usage(
     if format == "csv":
         return await _csv(ctx, usage=True, since=since, until=until)
     assert ctx.access is not None
-    return Usage(usage=[UsageOut.model_validate(u) for u in await ctx.access.usage()])
+    member_jobs: list[dict[str, Any]] = []
+    if "slicer_usage" in ctx.gw.commands.names:
+        member_jobs = (await ctx.gw.commands.call("slicer_usage", origin="web"))["usage"]
+    return Usage(
+        usage=[UsageOut.model_validate(u) for u in await ctx.access.usage()],
+        member_jobs=member_jobs,
+    )
 
 
 @router.post("/lockout", responses=responses(*COMMAND_ERRORS))

@@ -82,7 +82,21 @@ async def upload_file(request: Request, ctx: Web, caller: Manager) -> FileOut:
     passes ``jobs.max_upload_bytes`` (413), its name is not a plain G-code file
     name (400), or a line cannot be sent to the controller (422, naming the line).
     """
-    return FileOut.of(await receive_upload(request, ctx.machine.files))
+    stored = await receive_upload(request, ctx.machine.files)
+    if "slicer_file_added" in ctx.gw.commands.names:
+        # Who put it there, through which door (the slicer capability keeps the record).
+        await ctx.gw.commands.call(
+            "slicer_file_added",
+            {
+                "file": stored.name,
+                "member_id": caller.actor,
+                "member_name": caller.name,
+                "door": "web",
+            },
+            origin=caller.origin,
+            actor=caller.actor,
+        )
+    return FileOut.of(stored)
 
 
 @router.get("/{name}", responses=responses(400, 404))

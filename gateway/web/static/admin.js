@@ -135,6 +135,8 @@
     status: loadStatus, timeline: loadTimeline, jobs: loadJobs, files: loadFiles, sessions: loadSessions,
     access: loadAccess, tokens: loadTokens,
   };
+  // Members' slicer keys and jobs live in slicer-admin.js.
+  if (window.slicerAdmin) loaders.members = window.slicerAdmin.load;
 
   function openTab(name) {
     tab = name;

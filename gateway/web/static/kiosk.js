@@ -298,7 +298,8 @@
       b.disabled = !ready;
       const name = document.createElement("span");
       name.className = "name";
-      name.textContent = f.name;
+      name.textContent = f.display_name || f.name;
+      if (f.mine) li.className = "mine";
       const meta = document.createElement("span");
       meta.className = "meta";
       meta.textContent = f.estimated_seconds ? "about " + duration(f.estimated_seconds)
@@ -404,7 +405,8 @@
   async function loadFiles() {
     const data = await act("GET", "/api/files");
     if (data) {
-      files = data.files;
+      // slicer.js puts the badged-in member's own files first, under their own names.
+      files = window.slicerArrange ? await window.slicerArrange(data.files) : data.files;
       if (choose() === "session") renderFiles();
     }
   }
