@@ -18,8 +18,25 @@ from pydantic import BaseModel, Field
 
 from gateway.commands import CommandError
 from gateway.machine.files import FileRejected
-from gateway.web.api.deps import AUTH_ERRORS, Admin, Reader, Stopper, Web
+from gateway.web.api.deps import AUTH_ERRORS, COMMAND_ERRORS, Admin, Reader, Stopper, Web
 from gateway.web.api.octoprint import Member, api_key, identify_member
+from gateway.web.api.slicer_models import (
+    FileOwners,
+    HeldJobOut,
+    HeldJobView,
+    HeldList,
+    HoldOutcome,
+    KeyList,
+    KeysRevoked,
+    MyHeld,
+    MyKey,
+    NewMemberKey,
+    PairingDecided,
+    PairingList,
+    SlicerUsage,
+    StickSimulated,
+    UsbFiles,
+)
 from gateway.web.auth import Scope
 from gateway.web.context import WebContext
 from gateway.web.errors import ApiError, responses
@@ -78,7 +95,8 @@ def fits(analysis: dict[str, Any], volume: tuple[float, float, float] | None) ->
     return True
 
 
-async def _with_analysis(ctx: WebContext, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _with_analysis(ctx: WebContext, jobs: list[dict[str, Any]]) -> list[HeldJobView]:
+    """Each held job whose file is still in the library, with what the file does."""
     volume = ctx.gw.config.slicer.build_volume
     out = []
     for j in jobs:
@@ -87,24 +105,29 @@ async def _with_analysis(ctx: WebContext, jobs: list[dict[str, Any]]) -> list[di
         except FileRejected:
             continue
         out.append(
-            {
-                **j,
-                "estimated_seconds": stored.estimated_seconds,
-                "filament_mm": stored.filament_mm,
-                "extents": stored.analysis.get("extents"),
-                "print_extents": stored.analysis.get("print_extents"),
-                "fits": fits(stored.analysis, volume),
-            }
+            HeldJobView.model_validate(
+                {
+                    **j,
+                    "estimated_seconds": stored.estimated_seconds,
+                    "filament_mm": stored.filament_mm,
+                    "extents": stored.analysis.get("extents"),
+                    "print_extents": stored.analysis.get("print_extents"),
+                    "fits": fits(stored.analysis, volume),
+                }
+            )
         )
     return out
 
 
-class HeldList(BaseModel):
-    held: list[dict[str, Any]]
-    session_member: str | None = Field(description="The badged-in member's id, if any")
+#: Every route here calls a slicer command: refused (409), the slicer capability not
+#: running (503) or not answering in time (504).
+_ERRORS = responses(*COMMAND_ERRORS)
+#: A member's key: missing (401), wrong, revoked or suspended (403), too many wrong
+#: keys (429), slicer uploads turned off (503).
+_KEY_ERRORS = responses(401, 403, 429, *COMMAND_ERRORS)
 
 
-@router.get("/held")
+@router.get("/held", responses=_ERRORS)
 async def held(ctx: Web, caller: Reader) -> HeldList:
     """Jobs waiting for their member, the badged-in member's first."""
     jobs = (await _call(ctx, "slicer_held", origin=caller.origin))["held"]
@@ -115,16 +138,21 @@ async def held(ctx: Web, caller: Reader) -> HeldList:
     return HeldList(held=await _with_analysis(ctx, jobs), session_member=me)
 
 
-@router.post("/held/{job_id}/start", responses=responses(403, 404, 409))
-async def start_held(job_id: JobId, ctx: Web, caller: AtMachine) -> dict[str, Any]:
-    """The "Bed is clear — start" tap: only by the member the job is held for, at the machine."""
-    return await _call(
+@router.post("/held/{job_id}/start", responses=responses(403, 404, 413, *COMMAND_ERRORS))
+async def start_held(job_id: JobId, ctx: Web, caller: AtMachine) -> HoldOutcome:
+    """The "Bed is clear — start" tap: only by the member the job is held for, at the machine.
+
+    403 ``not_yours``, ``no_session`` or ``not_from_kiosk``; 409 when it expired, has
+    ended, or the machine refuses the start (busy, not powered); 404 for no such job
+    (or its file gone from the library)."""
+    started = await _call(
         ctx, "slicer_release", {"id": job_id}, origin=caller.origin, actor=caller.actor
     )
+    return HoldOutcome.model_validate(started)
 
 
-@router.post("/held/{job_id}/cancel", responses=responses(403, 404, 409))
-async def cancel_held(job_id: JobId, ctx: Web, caller: AtMachine) -> dict[str, Any]:
+@router.post("/held/{job_id}/cancel", responses=responses(403, 404, *COMMAND_ERRORS))
+async def cancel_held(job_id: JobId, ctx: Web, caller: AtMachine) -> HeldJobOut:
     """The badged-in member cancels one of their held jobs (admins: any)."""
     args: dict[str, Any] = {"id": job_id}
     if caller.kind == "token":
@@ -133,7 +161,8 @@ async def cancel_held(job_id: JobId, ctx: Web, caller: AtMachine) -> dict[str, A
                 403, "insufficient_scope", "cancelling others' jobs needs an admin token"
             )
         args["admin"] = True
-    return await _call(ctx, "slicer_cancel", args, origin=caller.origin, actor=caller.actor)
+    cancelled = await _call(ctx, "slicer_cancel", args, origin=caller.origin, actor=caller.actor)
+    return HeldJobOut.model_validate(cancelled)
 
 
 def qr_svg(text: str) -> str:
@@ -144,57 +173,58 @@ def qr_svg(text: str) -> str:
     return buf.getvalue().decode()
 
 
-@router.post("/my-key", responses=responses(403, 409))
-async def my_key(ctx: Web, caller: AtMachine) -> dict[str, Any]:
+@router.post("/my-key", responses=responses(403, *COMMAND_ERRORS))
+async def my_key(ctx: Web, caller: AtMachine) -> MyKey:
     """A new slicer key for the badged-in member (their previous one stops working),
     shown once as text and as a QR code made here."""
     made = await _call(ctx, "slicer_my_key", origin=caller.origin, actor=caller.actor)
-    return {
-        "key": made["key"],
-        "member_name": made["member_name"],
-        "qr_svg": qr_svg(made["key"]),
-    }
+    return MyKey(key=made["key"], member_name=made["member_name"], qr_svg=qr_svg(made["key"]))
 
 
-@router.get("/pairings")
-async def pairings(ctx: Web, caller: AtMachine) -> dict[str, Any]:
+@router.get("/pairings", responses=_ERRORS)
+async def pairings(ctx: Web, caller: AtMachine) -> PairingList:
     """Slicers waiting for a badged-in member to approve them."""
-    return await _call(ctx, "appkey_pending", origin=caller.origin)
+    return PairingList.model_validate(await _call(ctx, "appkey_pending", origin=caller.origin))
 
 
 class Decision(BaseModel):
     approve: bool
 
 
-@router.post("/pairings/{token}", responses=responses(403, 404))
-async def decide(token: Token, body: Decision, ctx: Web, caller: AtMachine) -> dict[str, Any]:
-    return await _call(
+@router.post("/pairings/{token}", responses=responses(403, 404, *COMMAND_ERRORS))
+async def decide(token: Token, body: Decision, ctx: Web, caller: AtMachine) -> PairingDecided:
+    """The badged-in member approves a slicer (it receives their own key) or denies it."""
+    decided = await _call(
         ctx,
         "appkey_decide",
         {"token": token, "approve": body.approve},
         origin=caller.origin,
         actor=caller.actor,
     )
+    return PairingDecided.model_validate(decided)
 
 
 # -- a member's own jobs, with their key ------------------------------------------------------
 
 
-@router.get("/mine")
-async def mine(ctx: Web, member: MemberKey) -> dict[str, Any]:
+@router.get("/mine", responses=_KEY_ERRORS)
+async def mine(ctx: Web, member: MemberKey) -> MyHeld:
+    """The key's member's held jobs."""
     jobs = (await _call(ctx, "slicer_held", {"member_id": member.member_id}))["held"]
-    return {"member_id": member.member_id, "held": await _with_analysis(ctx, jobs)}
+    return MyHeld(member_id=member.member_id, held=await _with_analysis(ctx, jobs))
 
 
-@router.delete("/mine/{job_id}", responses=responses(403, 404, 409))
-async def cancel_mine(job_id: JobId, ctx: Web, member: MemberKey) -> dict[str, Any]:
-    return await _call(
+@router.delete("/mine/{job_id}", responses=responses(401, 403, 404, 429, *COMMAND_ERRORS))
+async def cancel_mine(job_id: JobId, ctx: Web, member: MemberKey) -> HeldJobOut:
+    """The key's member cancels one of their held jobs (403 ``not_yours`` for others')."""
+    cancelled = await _call(
         ctx,
         "slicer_cancel",
         {"id": job_id, "member_id": member.member_id},
         origin="web",
         actor=f"member:{member.member_id}",
     )
+    return HeldJobOut.model_validate(cancelled)
 
 
 # -- admins -----------------------------------------------------------------------------------
@@ -205,49 +235,57 @@ class NewKey(BaseModel):
     member_name: str = Field(min_length=1, max_length=120)
 
 
-@router.get("/keys")
-async def keys(ctx: Web, caller: Admin) -> dict[str, Any]:
-    return await _call(ctx, "slicer_keys", origin=caller.origin, actor=caller.actor)
+@router.get("/keys", responses=_ERRORS)
+async def keys(ctx: Web, caller: Admin) -> KeyList:
+    """Every member's slicer keys (records only: secrets are never kept)."""
+    return KeyList.model_validate(
+        await _call(ctx, "slicer_keys", origin=caller.origin, actor=caller.actor)
+    )
 
 
-@router.post("/keys", status_code=201)
-async def create_key(body: NewKey, ctx: Web, caller: Admin) -> dict[str, Any]:
+@router.post("/keys", status_code=201, responses=_ERRORS)
+async def create_key(body: NewKey, ctx: Web, caller: Admin) -> NewMemberKey:
     """Create (or replace) a member's key; the secret is in this reply only."""
-    return await _call(
+    made = await _call(
         ctx,
         "slicer_key_create",
         {"member_id": body.member_id, "member_name": body.member_name, "label": "admin"},
         origin=caller.origin,
         actor=caller.actor,
     )
+    return NewMemberKey.model_validate(made)
 
 
-@router.delete("/keys/{member_id}")
-async def revoke_key(member_id: MemberId, ctx: Web, caller: Admin) -> dict[str, Any]:
-    return await _call(
+@router.delete("/keys/{member_id}", responses=_ERRORS)
+async def revoke_key(member_id: MemberId, ctx: Web, caller: Admin) -> KeysRevoked:
+    """Revoke all of a member's keys: their slicers get 403 from now on."""
+    revoked = await _call(
         ctx, "slicer_key_revoke", {"member_id": member_id}, origin=caller.origin, actor=caller.actor
     )
+    return KeysRevoked.model_validate(revoked)
 
 
-@router.get("/usage")
-async def usage(ctx: Web, caller: Admin) -> dict[str, Any]:
+@router.get("/usage", responses=_ERRORS)
+async def usage(ctx: Web, caller: Admin) -> SlicerUsage:
     """Members' held jobs: who uploaded, through which door, who released."""
-    return await _call(ctx, "slicer_usage", origin=caller.origin, actor=caller.actor)
+    return SlicerUsage.model_validate(
+        await _call(ctx, "slicer_usage", origin=caller.origin, actor=caller.actor)
+    )
 
 
 # -- the library's owners, USB sticks ---------------------------------------------------------
 
 
-@router.get("/owners")
-async def owners(ctx: Web, caller: Reader) -> dict[str, Any]:
+@router.get("/owners", responses=_ERRORS)
+async def owners(ctx: Web, caller: Reader) -> FileOwners:
     """Who put each library file there, its name as they wrote it, and through which door."""
-    return await _call(ctx, "slicer_files", origin=caller.origin)
+    return FileOwners.model_validate(await _call(ctx, "slicer_files", origin=caller.origin))
 
 
-@router.get("/usb")
-async def usb_files(ctx: Web, caller: Reader) -> dict[str, Any]:
+@router.get("/usb", responses=_ERRORS)
+async def usb_files(ctx: Web, caller: Reader) -> UsbFiles:
     """G-code files on the USB sticks plugged into the gateway."""
-    return await _call(ctx, "usb_files", origin=caller.origin)
+    return UsbFiles.model_validate(await _call(ctx, "usb_files", origin=caller.origin))
 
 
 class StickChoice(BaseModel):
@@ -255,10 +293,13 @@ class StickChoice(BaseModel):
     path: str = Field(min_length=1, max_length=1024)
 
 
-@router.post("/usb/hold", responses=responses(403, 404, 409))
-async def usb_hold(body: StickChoice, ctx: Web, caller: AtMachine) -> dict[str, Any]:
-    """Copy a stick's file into the library for the badged-in member and hold it for them."""
-    return await _call(
+@router.post("/usb/hold", responses=responses(403, 404, 413, *COMMAND_ERRORS))
+async def usb_hold(body: StickChoice, ctx: Web, caller: AtMachine) -> HoldOutcome:
+    """Copy a stick's file into the library for the badged-in member and hold it for them.
+
+    400 a file that is not G-code by name, 413 too large, 422 not valid G-code, 409
+    ``stick_pulled`` or ``no_stick`` when the stick went away (nothing is kept)."""
+    held = await _call(
         ctx,
         "usb_hold",
         {"volume": body.volume, "path": body.path},
@@ -266,6 +307,7 @@ async def usb_hold(body: StickChoice, ctx: Web, caller: AtMachine) -> dict[str, 
         actor=caller.actor,
         timeout=120.0,
     )
+    return HoldOutcome.model_validate(held)
 
 
 class StickAction(BaseModel):
@@ -276,9 +318,10 @@ class StickAction(BaseModel):
 sim_router = APIRouter(prefix="/api/sim", tags=["simulation"], responses=AUTH_ERRORS)
 
 
-@sim_router.post("/usb", responses=responses(400, 409))
-async def simulate_usb(body: StickAction, ctx: Web, caller: Stopper) -> dict[str, Any]:
+@sim_router.post("/usb", responses=responses(400, *COMMAND_ERRORS))
+async def simulate_usb(body: StickAction, ctx: Web, caller: Stopper) -> StickSimulated:
     """Simulation mode: plug a USB stick (with a demo job) in, or pull it out."""
-    return await _call(
+    done = await _call(
         ctx, "usb_simulate", {"action": body.action, "name": body.name}, origin=caller.origin
     )
+    return StickSimulated.model_validate(done)
