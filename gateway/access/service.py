@@ -17,7 +17,9 @@ The presence rule is answered here for the machine capability, through the
 session (see :func:`~gateway.access.session.may_start`), and each allowed start
 is recorded with the caller and the member present.  Every new access list is
 checked against the open session (live re-check); ``cut_power`` is the admin's
-"cut now" for a job that would otherwise finish.
+"cut now" for a job that would otherwise finish.  Other capabilities read a
+member's standing (suspended, expired, ...) through the read-only
+``member_standing`` command (see :mod:`gateway.access.standing`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from gateway.access.sources import (
     SourceResult,
     make_source,
 )
+from gateway.access.standing import standing
 from gateway.access.store import AccessStore, LockoutRecord
 from gateway.backoff import Backoff
 from gateway.bus import Event, EventBus, Subscription
@@ -152,6 +155,7 @@ class AccessService(Service):
             ("refresh_access_list", self._cmd_refresh),
             ("badge_out", self._cmd_badge_out),
             ("access_status", self._cmd_status),
+            ("member_standing", self._cmd_member_standing),
             ("authorise_start", self._cmd_authorise_start),
             ("cut_power", self._cmd_cut_power),
         ):
@@ -806,6 +810,19 @@ class AccessService(Service):
 
     async def _cmd_status(self, request: CommandRequest) -> dict[str, Any]:
         return self.status()
+
+    async def _cmd_member_standing(self, request: CommandRequest) -> dict[str, Any]:
+        """Read-only: ``{"member_id", "standing"}`` for ``member_id`` in the current list
+        (see :mod:`gateway.access.standing`); the slicer refuses a suspended member's key."""
+        self._require_running()
+        member_id = request.args.get("member_id")
+        if not isinstance(member_id, str) or not member_id.strip():
+            raise CommandError("bad_args", "member_standing needs member_id='m-ada'.")
+        now = datetime.now(UTC)
+        return {
+            "member_id": member_id,
+            "standing": standing(self._effective, member_id, self.machine_id, now),
+        }
 
     async def _cmd_authorise_start(self, request: CommandRequest) -> dict[str, Any]:
         """The presence rule, asked by the machine before a job starts or resumes.
