@@ -11,8 +11,9 @@ Rules, in the order a reviewer asks about them:
 4. The member (their key or their session) or an admin can cancel it while it is held.
 5. ``STARTED``, ``CANCELLED`` and ``EXPIRED`` are final.
 
-A member who is suspended, expired or not inducted here cannot badge in, so rule 2
-alone keeps their jobs from starting; they may still upload.
+A member who is expired or not inducted here cannot badge in, so rule 2 alone keeps
+their jobs from starting; they may still upload.  A suspended member's key is refused
+outright (the service asks the access capability's ``member_standing``).
 """
 
 from __future__ import annotations

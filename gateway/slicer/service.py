@@ -4,7 +4,8 @@ It registers the commands the web layer (OctoPrint/Moonraker surfaces, kiosk, ad
 pages) and the CLI call; it never starts the machine itself except through the
 machine capability's ``start_job`` command, and only for a held job's own member
 (see :mod:`gateway.slicer.held` for the rules).  Who is badged in comes from the
-access capability's ``access_status`` command.
+access capability's ``access_status`` command; whether a key's member is suspended
+from its ``member_standing`` command.
 """
 
 from __future__ import annotations
@@ -213,6 +214,20 @@ class SlicerService(Service):
             raise CommandError("no_session", "Badge in at the machine first.")
         return str(session["member_id"]), str(session["member_name"])
 
+    async def _suspended(self, member_id: str) -> bool:
+        """Whether the access list suspends ``member_id``.  Only a suspension refuses a
+        key: a member expired or not inducted here may still send jobs (they cannot
+        badge in, so none starts).  Without access control, or while it cannot answer,
+        nobody is suspended: uploads never start the machine by themselves."""
+        if "member_standing" not in self.commands.names:
+            return False
+        try:
+            answer = await self.commands.call("member_standing", {"member_id": member_id})
+        except CommandError as err:
+            log.debug("standing of %s unknown: %s", member_id, err.message)
+            return False
+        return answer.get("standing") == "suspended"
+
     # -- keys ---------------------------------------------------------------------------
 
     async def _cmd_identify(self, req: CommandRequest) -> dict[str, Any]:
@@ -225,6 +240,13 @@ class SlicerService(Service):
                 "bad_key",
                 "this key is not valid or was replaced; get a new one on the machine's "
                 "touchscreen under 'My slicer key'",
+            )
+        if await self._suspended(found.member_id):
+            # The key stays: it works again once the space lifts the suspension.
+            raise CommandError(
+                "suspended",
+                "Your membership is suspended: ask the space's admins. "
+                "This machine takes no jobs from you until it is lifted.",
             )
         now = time.time()
         slot = (found.member_id, found.label)

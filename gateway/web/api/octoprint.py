@@ -12,8 +12,10 @@ Only what slicers call, in OctoPrint's shapes where they read them:
   ``Location``.
 
 The key comes in ``X-Api-Key`` (or ``?apikey=``) and is a member's slicer key.  A
-missing key answers 401, a wrong or revoked one 403, both as ``{"error": "..."}``
-like OctoPrint, which slicers show to the member.  ``print`` never starts the
+missing key answers 401, a wrong or revoked one, or a suspended member's, 403, both
+as ``{"error": "..."}`` like OctoPrint, which slicers show to the member.  A member
+expired or not inducted here may still upload: nothing of theirs starts until they
+can badge in.  ``print`` never starts the
 machine: it holds the job for the key's member (see :mod:`gateway.slicer.held`).
 """
 
@@ -85,7 +87,8 @@ def _key(request: Request) -> str | None:
 
 
 async def identify_member(request: Request, make: type[Exception] = OctoError) -> Member:
-    """The member whose key the request carries; 401 without one, 403 for a bad one."""
+    """The member whose key the request carries; 401 without one, 403 for a bad one or
+    a suspended member's."""
     ctx = web(request)
     address = request.client.host if request.client else ""
     now = time.monotonic()
@@ -105,6 +108,9 @@ async def identify_member(request: Request, make: type[Exception] = OctoError) -
         if err.code == "bad_key":
             ctx.auth_limit.failed(address, now)
             ctx.metrics.auth_failures.inc()
+            raise make(403, err.message) from err
+        if err.code == "suspended":
+            # A good key: not counted as a guess.
             raise make(403, err.message) from err
         if err.code == "unknown_command":
             raise make(
