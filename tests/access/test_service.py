@@ -363,6 +363,7 @@ async def test_commands_never_switch_the_relay_on(tmp_path: Path) -> None:
         "access_status",
         "present_badge",
         "authorise_start",  # answers the presence rule; never switches anything on
+        "member_standing",  # read-only
         "cut_power",
     }
     assert not FORBIDDEN & set(commands.names)
@@ -372,6 +373,21 @@ async def test_commands_never_switch_the_relay_on(tmp_path: Path) -> None:
     commands = CommandRouter()
     AccessService(real, "laser-1", tmp_path / "db", EventBus(), commands)
     assert "present_badge" not in commands.names
+
+
+async def test_member_standing_tells_other_capabilities_what_the_list_says(
+    gateway: Gateway,
+) -> None:
+    async def standing(member_id: str) -> str:
+        answer = await gateway.commands.call("member_standing", {"member_id": member_id})
+        return str(answer["standing"])
+
+    assert await standing("m-ada") == "active"
+    assert await standing("m-nia") == "not_inducted"
+    assert await standing("m-nobody") == "unknown"
+    with pytest.raises(CommandError) as err:
+        await gateway.commands.call("member_standing", {})
+    assert err.value.code == "bad_args"
 
 
 async def test_refresh_access_list_rereads_the_source(gateway: Gateway, tmp_path: Path) -> None:
