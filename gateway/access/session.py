@@ -42,6 +42,22 @@ Rules, in the order a reviewer will ask about them:
 - Rate limit: after ``denied_rate_limit`` refusals within ``denied_window``
   seconds, further badges are refused with "too many attempts" without the
   decision being looked at, until the oldest refusal leaves the window.
+- Supervision (:class:`SessionPolicy`, levels from :mod:`gateway.access.tiers`):
+  a member whose level is ``supervised`` is admitted only while someone who can
+  supervise is present (:mod:`gateway.access.presence_feed`: badged here or at
+  a nearby gateway within the supervision window, or announced by the door,
+  and not gone).  A supervisor's session is handed straight to a supervised
+  member who badges while it is open and no job runs (``handover``).  When the
+  supervisor badges again, or is announced out, the member is warned and the
+  session ends ``supervision_grace`` seconds later (``supervisor_left``) by the
+  job rule, unless another supervisor is present or turns up first.
+- Lone working: with ``lone_working`` a session starts only while at least one
+  other member is present.
+- Grants: a trainer in their window may choose the level to grant
+  (:class:`GrantLevelChosen`); the next badge of a member below that level, not
+  inducted, or with a lapsed induction records an induction at that level and
+  takes the machine over, as above.
+- Every refusal names its rule (:data:`RefusalReason`), for the screen and records.
 """
 
 from __future__ import annotations
@@ -53,6 +69,7 @@ from typing import Literal
 
 from gateway.access.config import MachineRules
 from gateway.access.members import Decision, Denied, Granted, Member, Role
+from gateway.access.presence_feed import Presence, Sighting
 
 
 class State(StrEnum):
@@ -76,6 +93,8 @@ CloseReason = Literal[
     "estop",
     "shutdown",
     "takeover",
+    "handover",
+    "supervisor_left",
 ]
 RefusalReason = Literal[
     "unknown_badge",
@@ -86,7 +105,20 @@ RefusalReason = Literal[
     "locked_out",
     "in_use",
     "interlock",
+    "induction_lapsed",
+    "booked",
+    "needs_supervision",
+    "lone_working",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """The parts of ``[access.policy]`` the state machine enforces (seconds)."""
+
+    supervision_window: float = 1800.0
+    supervision_grace: float = 120.0
+    lone_working: bool = False
 
 
 # -- inputs --------------------------------------------------------------------
@@ -158,6 +190,30 @@ class Shutdown:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class PresenceSeen:
+    """A member was seen nearby (a door reader, a nearby gateway)."""
+
+    sighting: Sighting
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceLeft:
+    member_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GrantLevelChosen:
+    """The trainer in session picked the level their next induction grants."""
+
+    level: str
+    rank: int
+    supervised: bool
+    at: float
+
+
 Input = (
     BadgePresented
     | BadgeOut
@@ -170,6 +226,9 @@ Input = (
     | LockoutSet
     | LockoutCleared
     | Shutdown
+    | PresenceSeen
+    | PresenceLeft
+    | GrantLevelChosen
 )
 
 # -- effects -------------------------------------------------------------------
@@ -201,6 +260,10 @@ class SessionOpened:
     member_name: str
     role: Role
     inducted_by: str | None = None
+    level: str | None = None
+    supervisor_id: str | None = None
+    supervisor_name: str | None = None
+    notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +288,19 @@ class Refused:
 class InductionRecorded:
     trainer_id: str
     member_id: str
+    level: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionChanged:
+    """The supervised session's supervisor changed, left (``ends_in`` seconds of
+    grace remain) or came back; ``message`` is for the screen."""
+
+    member_id: str
+    supervisor_id: str | None
+    supervisor_name: str | None
+    message: str
+    ends_in: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +327,7 @@ Effect = (
     | InductionRecorded
     | RateLimited
     | LockoutUpdated
+    | SupervisionChanged
 )
 
 # -- the snapshot -------------------------------------------------------------------
@@ -264,6 +341,11 @@ class ActiveSession:
     started_at: float
     last_activity: float
     jobs: int = 0
+    level: str | None = None
+    supervised: bool = False
+    can_supervise: bool = False
+    supervisor_id: str | None = None
+    supervisor_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +358,9 @@ class Lockout:
 class TrainerWindow:
     trainer_id: str
     until: float
+    level: str | None = None
+    rank: int = 0
+    supervised: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +377,8 @@ class Snapshot:
     tripped: frozenset[str] = frozenset()
     trainer: TrainerWindow | None = None
     denials: tuple[float, ...] = ()
+    presence: Presence = Presence()
+    supervision_lost_at: float | None = None
 
     @property
     def relay_on(self) -> bool:
@@ -317,11 +404,13 @@ Result = tuple[Snapshot, list[Effect]]
 # -- the transition function ------------------------------------------------------
 
 
-def transition(s: Snapshot, event: Input, rules: MachineRules) -> Result:
+def transition(
+    s: Snapshot, event: Input, rules: MachineRules, policy: SessionPolicy = SessionPolicy()
+) -> Result:
     """The one transition function: the next snapshot and the effects to carry out."""
     match event:
         case BadgePresented(decision=decision, at=at):
-            new, effects = _badge(s, decision, at, rules)
+            new, effects = _badge(s, decision, at, rules, policy)
         case BadgeOut(at=at):
             new, effects = _end(s, "badge_out", at, rules) if s.session else (s, [])
         case JobStarted():
@@ -329,7 +418,7 @@ def transition(s: Snapshot, event: Input, rules: MachineRules) -> Result:
         case JobEnded(at=at):
             new, effects = _job_ended(s, at)
         case Tick(at=at):
-            new, effects = _tick(s, at, rules)
+            new, effects = _tick(s, at, rules, policy)
         case InterlockTripped(name=name, kind=kind, at=at):
             reason: CloseReason = "estop" if kind == "estop" else "interlock"
             new, effects = _cut(replace(s, tripped=s.tripped | {name}), reason, at)
@@ -353,6 +442,19 @@ def transition(s: Snapshot, event: Input, rules: MachineRules) -> Result:
                 )
         case Shutdown(at=at):
             new, effects = _cut(s, "shutdown", at)
+        case PresenceSeen(sighting=sighting, at=at):
+            new, effects = _supervision(replace(s, presence=s.presence.add(sighting)), at, policy)
+        case PresenceLeft(member_id=member_id, at=at):
+            new, effects = _supervision(
+                replace(s, presence=s.presence.remove(member_id)), at, policy
+            )
+        case GrantLevelChosen(level=level, rank=rank, supervised=supervised):
+            trainer = s.trainer
+            if trainer is None or s.session is None or s.session.member_id != trainer.trainer_id:
+                new, effects = s, []
+            else:
+                chosen = replace(trainer, level=level, rank=rank, supervised=supervised)
+                new, effects = replace(s, trainer=chosen), []
     if new.indicator != s.indicator:
         effects.append(ShowIndicator(new.indicator))
     return new, effects
@@ -381,13 +483,21 @@ def _cut(s: Snapshot, reason: CloseReason, at: float) -> Result:
         effects.append(_closed(s.session, reason, at))
     if effects and reason != "shutdown":
         effects.append(Buzz("warning"))
-    return replace(s, state=_resting(s), session=None, previous=None, grace_until=None), effects
+    return replace(
+        s,
+        state=_resting(s),
+        session=None,
+        previous=None,
+        grace_until=None,
+        supervision_lost_at=None,
+    ), effects
 
 
 def _end(s: Snapshot, reason: CloseReason, at: float, rules: MachineRules) -> Result:
-    """A normal end (badge-out, idle, max session): the relay may be held."""
+    """A normal end (badge-out, idle, max session, supervisor gone): the relay may be held."""
     assert s.session is not None
     closed = _closed(s.session, reason, at)
+    s = replace(s, supervision_lost_at=None)
     if s.job_running and rules.badge_out == "after_job":
         return replace(s, state=State.ENDING, session=None, previous=s.session, grace_until=None), [
             closed
@@ -416,7 +526,9 @@ def _refuse(
     ]
 
 
-def _badge(s: Snapshot, decision: Decision, at: float, rules: MachineRules) -> Result:
+def _badge(
+    s: Snapshot, decision: Decision, at: float, rules: MachineRules, policy: SessionPolicy
+) -> Result:
     recent = tuple(t for t in s.denials if at - t < rules.denied_window)
     s = replace(s, denials=recent)
     if len(recent) >= rules.denied_rate_limit:
@@ -426,15 +538,24 @@ def _badge(s: Snapshot, decision: Decision, at: float, rules: MachineRules) -> R
             ShowIndicator("denied"),
             Buzz("denied"),
         ]
+    window = s.trainer if s.trainer is not None and at <= s.trainer.until else None
     match decision:
-        case Denied(reason="not_inducted", member=Member() as member) if (
-            s.trainer is not None and at <= s.trainer.until
+        case Denied(reason="not_inducted" | "induction_lapsed", member=Member() as member) if (
+            window is not None
         ):
-            return _induct(s, member, at, rules)
+            return _induct(s, member, window, at, rules)
         case Denied(reason=reason, message=message, member=member):
             return _refuse(s, reason, message, member.id if member else None, at)
-        case Granted(member=member, role=role):
-            return _granted(s, member, role, at, rules)
+        case Granted() as granted:
+            if (
+                window is not None
+                and window.level is not None
+                and granted.member.id != window.trainer_id
+                and granted.role < Role.TRAINER
+                and granted.rank < window.rank
+            ):
+                return _induct(s, granted.member, window, at, rules)
+            return _granted(s, granted, at, rules, policy)
 
 
 def _free_for_new_session(s: Snapshot, member: Member, role: Role, at: float) -> Result | None:
@@ -453,14 +574,39 @@ def _free_for_new_session(s: Snapshot, member: Member, role: Role, at: float) ->
     return None
 
 
-def _granted(s: Snapshot, member: Member, role: Role, at: float, rules: MachineRules) -> Result:
-    if s.session is not None:
-        if s.session.member_id == member.id:
+def _granted(
+    s: Snapshot, g: Granted, at: float, rules: MachineRules, policy: SessionPolicy
+) -> Result:
+    member, role = g.member, g.role
+    if g.can_supervise:
+        seen = Sighting(member.id, member.name, True, at + policy.supervision_window, "here")
+        s = replace(s, presence=s.presence.add(seen))
+    session = s.session
+    if session is not None:
+        if session.member_id == member.id:
             return _end(s, "badge_out", at, rules)
+        if session.supervisor_id == member.id:
+            # The supervisor badges off: they are leaving.
+            return _supervision(replace(s, presence=s.presence.remove(member.id)), at, policy)
+        if session.supervised and g.can_supervise:
+            return _supervision(s, at, policy, prefer=member.id)
+        if (
+            g.supervised
+            and session.can_supervise
+            and not s.job_running
+            and _free_for_new_session(s, member, role, at) is None
+        ):
+            # The supervisor at the machine hands it to the member they supervise.
+            holder = Sighting(
+                session.member_id, session.member_name, True, at + policy.supervision_window, "here"
+            )
+            s = replace(s, presence=s.presence.add(holder))
+            new, opened = _open(s, g, at, rules, supervisor=holder)
+            return new, [_closed(session, "handover", at), *opened]
         return _refuse(
             s,
             "in_use",
-            f"Machine in use by {s.session.member_name}. Ask them to badge out.",
+            f"Machine in use by {session.member_name}. Ask them to badge out.",
             member.id,
             at,
         )
@@ -479,45 +625,147 @@ def _granted(s: Snapshot, member: Member, role: Role, at: float, rules: MachineR
             member.id,
             at,
         )
-    return _open(s, member, role, at, rules)
+    supervisor = None
+    if g.supervised:
+        supervisor = s.presence.supervisor(at, excluding=member.id)
+        if supervisor is None:
+            return _refuse(
+                s,
+                "needs_supervision",
+                f"{member.name}, your {g.level or 'supervised'} induction needs a supervisor: "
+                "a member with a higher induction must badge in here first.",
+                member.id,
+                at,
+            )
+    if policy.lone_working and s.presence.others(at, excluding=member.id) < 1:
+        return _refuse(
+            s,
+            "lone_working",
+            f"{member.name}, this machine needs two members in the space. "
+            "Ask someone to badge in at the door or here first.",
+            member.id,
+            at,
+        )
+    return _open(s, g, at, rules, supervisor=supervisor)
 
 
 def _open(
     s: Snapshot,
-    member: Member,
-    role: Role,
+    g: Granted,
     at: float,
     rules: MachineRules,
+    *,
     inducted_by: str | None = None,
+    supervisor: Sighting | None = None,
 ) -> Result:
+    member, role = g.member, g.role
     effects: list[Effect] = []
     if not s.relay_on:
         effects.append(RelayOn("induction" if inducted_by else "session"))
-    effects.append(SessionOpened(member.id, member.name, role, inducted_by))
+    effects.append(
+        SessionOpened(
+            member.id,
+            member.name,
+            role,
+            inducted_by,
+            level=g.level,
+            supervisor_id=supervisor.member_id if supervisor else None,
+            supervisor_name=supervisor.name if supervisor else None,
+            notice=g.notice,
+        )
+    )
     effects.append(Buzz("induction" if inducted_by else "granted"))
     trainer = TrainerWindow(member.id, at + rules.trainer_window) if role >= Role.TRAINER else None
+    session = ActiveSession(
+        member.id,
+        member.name,
+        role,
+        at,
+        at,
+        level=g.level,
+        supervised=g.supervised,
+        can_supervise=g.can_supervise,
+        supervisor_id=supervisor.member_id if supervisor else None,
+        supervisor_name=supervisor.name if supervisor else None,
+    )
     return replace(
         s,
         state=State.IN_USE if s.job_running else State.AUTHORISED,
-        session=ActiveSession(member.id, member.name, role, at, at),
+        session=session,
         previous=None,
         grace_until=None,
         trainer=trainer,
+        supervision_lost_at=None,
     ), effects
 
 
-def _induct(s: Snapshot, member: Member, at: float, rules: MachineRules) -> Result:
-    assert s.trainer is not None
-    trainer_id = s.trainer.trainer_id
+def _induct(
+    s: Snapshot, member: Member, window: TrainerWindow, at: float, rules: MachineRules
+) -> Result:
+    trainer_id = window.trainer_id
     if (refusal := _free_for_new_session(s, member, Role.USER, at)) is not None:
         return refusal
     if s.job_running or (s.session is not None and s.session.member_id != trainer_id):
         return _refuse(s, "in_use", "The machine is busy. Induct when it is free.", member.id, at)
-    effects: list[Effect] = [InductionRecorded(trainer_id, member.id)]
+    effects: list[Effect] = [InductionRecorded(trainer_id, member.id, window.level)]
     if s.session is not None:
         effects.append(_closed(s.session, "takeover", at))
-    new, opened = _open(s, member, Role.USER, at, rules, inducted_by=trainer_id)
+    trainer = s.presence.seen.get(trainer_id)
+    granted = Granted(
+        member,
+        Role.USER,
+        level=window.level,
+        rank=window.rank,
+        supervised=window.supervised,
+        can_supervise=False,
+    )
+    new, opened = _open(
+        s,
+        granted,
+        at,
+        rules,
+        inducted_by=trainer_id,
+        supervisor=trainer if window.supervised else None,
+    )
     return new, effects + opened
+
+
+def _supervision(
+    s: Snapshot, at: float, policy: SessionPolicy, prefer: str | None = None
+) -> Result:
+    """Keep a supervised session's supervisor current after presence changed."""
+    session = s.session
+    if session is None or not session.supervised:
+        return s, []
+    if prefer is not None:
+        found = s.presence.seen.get(prefer)
+    elif session.supervisor_id is not None and session.supervisor_id in s.presence.seen:
+        return s, []  # still here: once supervising, only leaving ends it
+    else:
+        found = s.presence.supervisor(at, excluding=session.member_id)
+    if found is not None:
+        if found.member_id == session.supervisor_id and s.supervision_lost_at is None:
+            return s, []
+        watched = replace(session, supervisor_id=found.member_id, supervisor_name=found.name)
+        return replace(s, session=watched, supervision_lost_at=None), [
+            SupervisionChanged(
+                session.member_id, found.member_id, found.name, f"{found.name} is supervising.", None
+            )
+        ]
+    if s.supervision_lost_at is not None:
+        return s, []
+    gone = session.supervisor_name or "Your supervisor"
+    grace = policy.supervision_grace
+    after = " (a running job finishes first)" if s.job_running else ""
+    message = (
+        f"{gone} has left. Without a supervisor your session ends in "
+        f"{math.ceil(grace)} s{after}. Ask someone with a higher induction to badge in."
+    )
+    alone = replace(session, supervisor_id=None, supervisor_name=None)
+    return replace(s, session=alone, supervision_lost_at=at), [
+        SupervisionChanged(session.member_id, None, None, message, grace),
+        Buzz("warning"),
+    ]
 
 
 def _job_started(s: Snapshot) -> Result:
@@ -554,14 +802,21 @@ def _job_ended(s: Snapshot, at: float) -> Result:
             return s, []
 
 
-def _tick(s: Snapshot, at: float, rules: MachineRules) -> Result:
+def _tick(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) -> Result:
     if s.trainer is not None and at > s.trainer.until:
         s = replace(s, trainer=None)
     if s.denials and at - s.denials[-1] >= rules.denied_window:
         s = replace(s, denials=())
+    keep = s.session.supervisor_id if s.session is not None else None
+    s = replace(s, presence=s.presence.prune(at, keep=keep))
     match s.state:
         case State.AUTHORISED | State.IN_USE:
             assert s.session is not None
+            if (
+                s.supervision_lost_at is not None
+                and at - s.supervision_lost_at >= policy.supervision_grace
+            ):
+                return _end(s, "supervisor_left", at, rules)
             if at - s.session.started_at >= rules.max_session:
                 return _end(s, "max_session", at, rules)
             if not s.job_running and at - s.session.last_activity >= rules.idle_timeout:
@@ -579,12 +834,19 @@ def _tick(s: Snapshot, at: float, rules: MachineRules) -> Result:
 class AccessMachine:
     """The state machine with its rules, for the service: feed inputs, get effects."""
 
-    def __init__(self, rules: MachineRules, *, lockout: Lockout | None = None) -> None:
+    def __init__(
+        self,
+        rules: MachineRules,
+        *,
+        lockout: Lockout | None = None,
+        policy: SessionPolicy = SessionPolicy(),
+    ) -> None:
         self.rules = rules
+        self.policy = policy
         self.snapshot = Snapshot(state=State.LOCKOUT if lockout else State.LOCKED, lockout=lockout)
 
     def handle(self, event: Input) -> list[Effect]:
-        self.snapshot, effects = transition(self.snapshot, event, self.rules)
+        self.snapshot, effects = transition(self.snapshot, event, self.rules, self.policy)
         return effects
 
     @property
