@@ -42,6 +42,7 @@ from gateway.access.errors import AccessError
 from gateway.access.interlocks import InterlockConfig
 from gateway.access.outputs import OutputsConfig
 from gateway.access.pins import PinFactoryKind
+from gateway.access.policy_config import PolicyConfig
 from gateway.access.readers.config import ReaderConfig, WiegandReaderConfig
 
 MIN_SECRET_BYTES = 16
@@ -121,6 +122,7 @@ class AccessConfig(_Section):
     interlocks: list[InterlockConfig] = Field(default_factory=list)
     source: AccessSourceConfig = FileSourceConfig(path=Path("/var/lib/gateway/access-list.json"))
     rules: MachineRules = MachineRules()
+    policy: PolicyConfig = PolicyConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -20,12 +20,16 @@ class SessionStarted(Event):
     member_name: str
     role: str
     inducted_by: str | None = None
+    level: str | None = None
+    supervisor_id: str | None = None
+    supervisor_name: str | None = None
+    notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionEnded(Event):
     """``reason``: badge_out | idle_timeout | max_session | lockout | interlock | estop |
-    shutdown | takeover.  ``duration`` is in seconds."""
+    shutdown | takeover | handover | supervisor_left.  ``duration`` is in seconds."""
 
     topic = "session_ended"
     session_id: str
@@ -63,10 +67,42 @@ class LockoutChanged(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InductionRecorded(Event):
+    """A trainer granted an induction at the machine.  It reaches the membership system
+    over MQTT (``event/induction``, from the telemetry outbox) and, if configured, the
+    grant webhook; ``level`` is None for the machine's default level."""
+
     topic = "induction"
     trainer_id: str
     member_id: str
     machine_id: str
+    level: str | None = None
+    trainer_name: str | None = None
+    member_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisionChanged(Event):
+    """A supervised session's supervisor changed or left (``ends_in`` s of grace left)."""
+
+    topic = "supervision"
+    member_id: str
+    supervisor_id: str | None
+    supervisor_name: str | None
+    message: str
+    ends_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NextBooking(Event):
+    """The booking in force or the next one on this machine changed (all None: none)."""
+
+    topic = "next_booking"
+    machine_id: str
+    booking_id: str | None
+    member_name: str | None
+    start: str | None
+    end: str | None
+    in_force: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

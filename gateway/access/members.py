@@ -220,7 +220,7 @@ class AccessList:
         pending = {
             member_id: g
             for member_id, g in grants.items()
-            if (m := self.by_id(member_id)) is not None and not _covers(m, machine_id, g)
+            if (m := self.by_id(member_id)) is not None and not covers(m, machine_id, g)
         }
         if not pending:
             return self
@@ -239,18 +239,17 @@ class AccessList:
         )
 
 
-def _covers(member: Member, machine_id: str, grant: Induction) -> bool:
+def covers(member: Member, machine_id: str, grant: Induction) -> bool:
     """Does the list already hold ``grant`` (or better) for the member?"""
     if member.role_on(machine_id) is None:
         return False
     have = member.induction_on(machine_id)
     if grant.level is not None and have.level != grant.level:
         return False
-    if grant.inducted_at is not None and (
-        have.inducted_at is None or have.inducted_at < grant.inducted_at
-    ):
-        return False
-    return True
+    # Membership systems often keep the date alone: the same day counts.
+    if grant.inducted_at is None:
+        return True
+    return have.inducted_at is not None and have.inducted_at.date() >= grant.inducted_at.date()
 
 
 # -- parsing -------------------------------------------------------------------

@@ -33,7 +33,7 @@ refused when the configuration is loaded, naming the entry to fix.
 
 from __future__ import annotations
 
-from datetime import date
+import datetime as dt
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -59,7 +59,7 @@ class ExpiryConfig(_Section):
 
     rule: Literal["never", "duration", "date", "disuse"] = "never"
     days: int | None = Field(default=None, ge=1, le=36500)
-    date: date | None = None
+    date: dt.date | None = None
     warn_days: int = Field(default=14, ge=0, le=365)
 
     @model_validator(mode="after")

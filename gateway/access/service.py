@@ -37,10 +37,13 @@ from gateway.access.events import (
     AccessState,
     InductionRecorded,
     LockoutChanged,
+    NextBooking,
     RelayChanged,
     SessionEnded,
     SessionStarted,
+    SupervisionChanged,
 )
+from gateway.access.grants import GrantPusher
 from gateway.access.interlocks import Interlock
 from gateway.access.members import (
     AccessList,
@@ -52,6 +55,8 @@ from gateway.access.members import (
 )
 from gateway.access.outputs import BuzzerPattern, Outputs
 from gateway.access.pins import make_pin_factory
+from gateway.access.policy_commands import register_policy_commands
+from gateway.access.policy_state import PolicyState, grants_from_records
 from gateway.access.readers.base import BadgeRead, BadgeReader
 from gateway.access.readers.config import open_reader
 from gateway.access.readers.simulated import SimulatedReader
@@ -96,7 +101,8 @@ class AccessService(Service):
         self.machine_id = machine_id
         self.db_path = db_path
         self.bus = bus
-        self.machine = core.AccessMachine(config.rules)
+        self.policy = PolicyState(machine_id, config.policy)
+        self.machine = core.AccessMachine(config.rules, policy=self.policy.session_policy())
         self._store: AccessStore | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._outputs: Outputs | None = None
@@ -107,7 +113,10 @@ class AccessService(Service):
         self._effective = self._list
         self._list_source: str | None = None
         self._list_error: str | None = None
-        self._inducted: set[str] = set()
+        self._next_booking: NextBooking | None = None
+        self._notice: str | None = None
+        self._supervision: SupervisionChanged | None = None
+        self._pusher = GrantPusher(config.policy.grants, machine_id)
         self._session_id: str | None = None
         self._session_since: float | None = None
         self._job_session: str | None = None
@@ -130,6 +139,7 @@ class AccessService(Service):
             commands.register(name, handler)
         if config.enabled and config.simulated_readers:
             commands.register("present_badge", self._cmd_present_badge)
+        register_policy_commands(self, commands)
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -190,6 +200,8 @@ class AccessService(Service):
                         tg.create_task(self._tick())
                         tg.create_task(self._follow_source(self._source))
                         tg.create_task(self._play_buzzes(outputs))
+                        if self._pusher.enabled:
+                            tg.create_task(self._pusher.run(store), name="grant-webhook")
             finally:
                 self._readers = {}
                 self._source = None
@@ -203,16 +215,22 @@ class AccessService(Service):
             store.close()
 
     async def _restore(self, store: AccessStore) -> None:
-        def read() -> tuple[list[str], AccessList | None, LockoutRecord | None, set[str]]:
+        def read() -> tuple[list[str], AccessList | None, LockoutRecord | None, dict[str, Any]]:
             crashed = store.close_crashed_sessions(_wall())
             stored = store.load_access_list()
             lockout = store.load_lockout()
-            inducted = {
-                i.member_id for i in store.unsynced_inductions() if i.machine_id == self.machine_id
+            grants = {
+                i.member_id: (i.level, i.at)
+                for i in store.unsynced_inductions()
+                if i.machine_id == self.machine_id
             }
-            return crashed, stored, lockout, inducted
+            extra = {"grants": grants, "bookings": store.bookings(), "used": store.last_used()}
+            return crashed, stored, lockout, extra
 
-        _crashed, stored, lockout, self._inducted = await asyncio.to_thread(read)
+        _crashed, stored, lockout, extra = await asyncio.to_thread(read)
+        self.policy.grants = grants_from_records(extra["grants"])
+        self.policy.set_local_bookings(extra["bookings"])
+        self.policy.last_used = extra["used"]
         meta = await asyncio.to_thread(store.list_meta)
         self._list_source, self._list_error = meta.source, meta.last_error
         self._set_list(stored or AccessList.empty())
@@ -224,6 +242,7 @@ class AccessService(Service):
         self.machine = core.AccessMachine(
             self.config.rules,
             lockout=core.Lockout(lockout.reason, lockout.by) if lockout else None,
+            policy=self.policy.session_policy(),
         )
         self._session_id = self._job_session = None
 
@@ -292,6 +311,7 @@ class AccessService(Service):
             await asyncio.sleep(1.0)
             now = time.monotonic()
             self._feed(core.Tick(now))
+            self._publish_next_booking()
             if now - last_heartbeat >= HEARTBEAT_INTERVAL:
                 last_heartbeat = now
                 if (sid := self._session_id) is not None:
@@ -341,7 +361,33 @@ class AccessService(Service):
 
     def _set_list(self, access_list: AccessList) -> None:
         self._list = access_list
-        self._effective = access_list.with_inductions(self.machine_id, self._inducted)
+        self.policy.set_list_bookings(access_list.bookings)
+        if confirmed := self.policy.confirmed(access_list):
+            log.info("the access list now has %d induction(s) granted here", len(confirmed))
+            self._write(
+                partial(_mark_confirmed, machine_id=self.machine_id, members=confirmed)
+            )
+        self._effective = access_list.with_inductions(self.machine_id, self.policy.grants)
+        self._publish_next_booking()
+
+    def _publish_next_booking(self) -> None:
+        b = self.policy.upcoming(datetime.now(UTC))
+        event = NextBooking(
+            machine_id=self.machine_id,
+            booking_id=b.id if b else None,
+            member_name=b.member_name if b else None,
+            start=b.start.isoformat() if b else None,
+            end=b.end.isoformat() if b else None,
+            in_force=b is not None and b.covers(datetime.now(UTC)),
+        )
+        last = self._next_booking
+        if last is None or (last.booking_id, last.in_force, last.end) != (
+            event.booking_id,
+            event.in_force,
+            event.end,
+        ):
+            self._next_booking = event
+            self.bus.publish(event)
 
     def _decide(self, uid: str) -> Decision:
         try:
@@ -349,13 +395,15 @@ class AccessService(Service):
         except ValueError:
             return Denied("unknown_badge", "Badge not recognised. Ask staff to register it.")
         lockout = self.machine.snapshot.lockout
-        return decide(
+        now = datetime.now(UTC)
+        decision = decide(
             self._effective,
             uid_hash,
             self.machine_id,
-            datetime.now(UTC),
+            now,
             lockout.reason if lockout else None,
         )
+        return self.policy.judge(decision, now)
 
     def _on_badge(self, read: BadgeRead) -> None:
         now = time.monotonic()
@@ -424,25 +472,48 @@ class AccessService(Service):
             case core.RateLimited(message=message):
                 self._last_denial = message
                 self.bus.publish(AccessDenied(reason="rate_limited", message=message))
-            case core.InductionRecorded(trainer_id=trainer_id, member_id=member_id):
+            case core.InductionRecorded(trainer_id=trainer_id, member_id=member_id, level=level):
                 log.info(
-                    "induction on %s: %s by trainer %s", self.machine_id, member_id, trainer_id
+                    "induction on %s: %s by trainer %s at level %s",
+                    self.machine_id,
+                    member_id,
+                    trainer_id,
+                    level or "default",
                 )
-                self._inducted.add(member_id)
-                self._set_list(self._list)
+                self.policy.grant(member_id, level, datetime.now(UTC))
+                self._effective = self._list.with_inductions(self.machine_id, self.policy.grants)
                 self._write(
                     partial(
                         AccessStore.record_induction,
                         trainer_id=trainer_id,
                         member_id=member_id,
                         at=_wall(),
+                        level=level,
                     )
                 )
+                self._pusher.wake()
+                trainer, member = self._list.by_id(trainer_id), self._list.by_id(member_id)
                 self.bus.publish(
                     InductionRecorded(
-                        trainer_id=trainer_id, member_id=member_id, machine_id=self.machine_id
+                        trainer_id=trainer_id,
+                        member_id=member_id,
+                        machine_id=self.machine_id,
+                        level=level,
+                        trainer_name=trainer.name if trainer else None,
+                        member_name=member.name if member else None,
                     )
                 )
+            case core.SupervisionChanged():
+                log.info("supervision of %s: %s", effect.member_id, effect.message)
+                event = SupervisionChanged(
+                    member_id=effect.member_id,
+                    supervisor_id=effect.supervisor_id,
+                    supervisor_name=effect.supervisor_name,
+                    message=effect.message,
+                    ends_in=effect.ends_in,
+                )
+                self._supervision = event
+                self.bus.publish(event)
             case core.LockoutUpdated(active=active, reason=lockout_reason, by=by):
                 log.warning(
                     "lockout %s by %s%s",
@@ -461,6 +532,8 @@ class AccessService(Service):
     def _session_opened(self, effect: core.SessionOpened) -> None:
         sid = uuid.uuid4().hex
         self._session_id, self._session_since = sid, _wall()
+        self._notice, self._supervision = effect.notice, None
+        self.policy.session_opened(effect.member_id, datetime.now(UTC))
         self._write(
             partial(
                 AccessStore.open_session,
@@ -478,12 +551,17 @@ class AccessService(Service):
                 member_name=effect.member_name,
                 role=effect.role.label,
                 inducted_by=effect.inducted_by,
+                level=effect.level,
+                supervisor_id=effect.supervisor_id,
+                supervisor_name=effect.supervisor_name,
+                notice=effect.notice,
             )
         )
 
     def _session_closed(self, effect: core.SessionClosed) -> None:
         sid = self._session_id
         self._session_id = self._session_since = None
+        self._notice = self._supervision = None
         if sid is None:
             return
         self._write(
@@ -586,7 +664,33 @@ class AccessService(Service):
                 "last_error": self._list_error,
             },
             "readers": sorted(self._readers),
-            "pending_inductions": len(self._inducted),
+            "pending_inductions": len(self.policy.grants),
+            "policy": self._policy_status(now),
+        }
+
+    def _policy_status(self, now: float) -> dict[str, Any]:
+        snap = self.machine.snapshot
+        session = snap.session
+        trainer = snap.trainer
+        lost = snap.supervision_lost_at
+        return {
+            "level": session.level if session else None,
+            "supervised": bool(session and session.supervised),
+            "supervisor": session.supervisor_name if session else None,
+            "supervision_ends_in": None
+            if lost is None
+            else round(max(0.0, lost + self.config.policy.supervision_grace - now), 1),
+            "supervision_message": self._supervision.message if self._supervision else None,
+            "notice": self._notice,
+            "next_booking": self.policy.next_booking(datetime.now(UTC)),
+            "levels": list(self.policy.tiers.names),
+            "grant_window": None
+            if trainer is None or session is None or session.member_id != trainer.trainer_id
+            else {
+                "level": trainer.level,
+                "seconds_left": round(max(0.0, trainer.until - now), 1),
+            },
+            "lone_working": self.config.policy.lone_working,
         }
 
     async def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -703,6 +807,16 @@ class AccessService(Service):
             )
         reader.present(uid)
         return {"presented": True, "reader": reader.name}
+
+
+def _mark_confirmed(store: AccessStore, *, machine_id: str, members: set[str]) -> None:
+    """Inductions granted here that the membership system's list now shows."""
+    ids = [
+        i.id
+        for i in store.unsynced_inductions()
+        if i.machine_id == machine_id and i.member_id in members
+    ]
+    store.mark_inductions_synced(ids)
 
 
 def _fields(state: AccessState) -> tuple[object, ...]:

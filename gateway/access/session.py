@@ -71,6 +71,8 @@ from gateway.access.config import MachineRules
 from gateway.access.members import Decision, Denied, Granted, Member, Role
 from gateway.access.presence_feed import Presence, Sighting
 
+NOBODY = Presence()
+
 
 class State(StrEnum):
     LOCKED = "locked"
@@ -377,7 +379,7 @@ class Snapshot:
     tripped: frozenset[str] = frozenset()
     trainer: TrainerWindow | None = None
     denials: tuple[float, ...] = ()
-    presence: Presence = Presence()
+    presence: Presence = NOBODY
     supervision_lost_at: float | None = None
 
     @property
@@ -749,7 +751,11 @@ def _supervision(
         watched = replace(session, supervisor_id=found.member_id, supervisor_name=found.name)
         return replace(s, session=watched, supervision_lost_at=None), [
             SupervisionChanged(
-                session.member_id, found.member_id, found.name, f"{found.name} is supervising.", None
+                session.member_id,
+                found.member_id,
+                found.name,
+                f"{found.name} is supervising.",
+                None,
             )
         ]
     if s.supervision_lost_at is not None:
