@@ -363,6 +363,7 @@ class TrainerWindow:
     level: str | None = None
     rank: int = 0
     supervised: bool = False
+    trainer_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,11 +446,11 @@ def transition(
         case Shutdown(at=at):
             new, effects = _cut(s, "shutdown", at)
         case PresenceSeen(sighting=sighting, at=at):
-            new, effects = _supervision(replace(s, presence=s.presence.add(sighting)), at, policy)
+            seen = replace(s, presence=s.presence.add(sighting))
+            new, effects = _supervision(seen, at, rules, policy)
         case PresenceLeft(member_id=member_id, at=at):
-            new, effects = _supervision(
-                replace(s, presence=s.presence.remove(member_id)), at, policy
-            )
+            gone = replace(s, presence=s.presence.remove(member_id))
+            new, effects = _supervision(gone, at, rules, policy)
         case GrantLevelChosen(level=level, rank=rank, supervised=supervised):
             trainer = s.trainer
             if trainer is None or s.session is None or s.session.member_id != trainer.trainer_id:
@@ -545,7 +546,7 @@ def _badge(
         case Denied(reason="not_inducted" | "induction_lapsed", member=Member() as member) if (
             window is not None
         ):
-            return _induct(s, member, window, at, rules)
+            return _induct(s, member, window, at, rules, policy)
         case Denied(reason=reason, message=message, member=member):
             return _refuse(s, reason, message, member.id if member else None, at)
         case Granted() as granted:
@@ -556,7 +557,7 @@ def _badge(
                 and granted.role < Role.TRAINER
                 and granted.rank < window.rank
             ):
-                return _induct(s, granted.member, window, at, rules)
+                return _induct(s, granted.member, window, at, rules, policy)
             return _granted(s, granted, at, rules, policy)
 
 
@@ -589,9 +590,10 @@ def _granted(
             return _end(s, "badge_out", at, rules)
         if session.supervisor_id == member.id:
             # The supervisor badges off: they are leaving.
-            return _supervision(replace(s, presence=s.presence.remove(member.id)), at, policy)
+            left = replace(s, presence=s.presence.remove(member.id))
+            return _supervision(left, at, rules, policy)
         if session.supervised and g.can_supervise:
-            return _supervision(s, at, policy, prefer=member.id)
+            return _supervision(s, at, rules, policy, prefer=member.id)
         if (
             g.supervised
             and session.can_supervise
@@ -677,7 +679,11 @@ def _open(
         )
     )
     effects.append(Buzz("induction" if inducted_by else "granted"))
-    trainer = TrainerWindow(member.id, at + rules.trainer_window) if role >= Role.TRAINER else None
+    trainer = (
+        TrainerWindow(member.id, at + rules.trainer_window, trainer_name=member.name)
+        if role >= Role.TRAINER
+        else None
+    )
     session = ActiveSession(
         member.id,
         member.name,
@@ -702,7 +708,12 @@ def _open(
 
 
 def _induct(
-    s: Snapshot, member: Member, window: TrainerWindow, at: float, rules: MachineRules
+    s: Snapshot,
+    member: Member,
+    window: TrainerWindow,
+    at: float,
+    rules: MachineRules,
+    policy: SessionPolicy,
 ) -> Result:
     trainer_id = window.trainer_id
     if (refusal := _free_for_new_session(s, member, Role.USER, at)) is not None:
@@ -712,7 +723,11 @@ def _induct(
     effects: list[Effect] = [InductionRecorded(trainer_id, member.id, window.level)]
     if s.session is not None:
         effects.append(_closed(s.session, "takeover", at))
-    trainer = s.presence.seen.get(trainer_id)
+    # The trainer is at the machine: they supervise a supervised grant.
+    trainer = Sighting(
+        trainer_id, window.trainer_name, True, at + policy.supervision_window, "here"
+    )
+    s = replace(s, presence=s.presence.add(trainer))
     granted = Granted(
         member,
         Role.USER,
@@ -733,7 +748,11 @@ def _induct(
 
 
 def _supervision(
-    s: Snapshot, at: float, policy: SessionPolicy, prefer: str | None = None
+    s: Snapshot,
+    at: float,
+    rules: MachineRules,
+    policy: SessionPolicy,
+    prefer: str | None = None,
 ) -> Result:
     """Keep a supervised session's supervisor current after presence changed."""
     session = s.session
@@ -762,6 +781,8 @@ def _supervision(
         return s, []
     gone = session.supervisor_name or "Your supervisor"
     grace = policy.supervision_grace
+    if grace <= 0:
+        return _end(s, "supervisor_left", at, rules)
     after = " (a running job finishes first)" if s.job_running else ""
     message = (
         f"{gone} has left. Without a supervisor your session ends in "
