@@ -321,7 +321,7 @@ def test_lapsing_lists_who_is_about_to_lapse() -> None:
     lst = parse_access_list(
         doc(
             [
-                member({"laser-1": {"inducted_at": "2026-08-30"}}),  # lapses 2026-12-08 00:00, 7.5 days on
+                member({"laser-1": {"inducted_at": "2026-08-30"}}),  # lapses in 7.5 days
                 member({"laser-1": {"inducted_at": "2026-11-01"}}, "m-bo", "Bo"),
                 member({"laser-1": "maintainer"}, "m-max", "Max"),
             ]
