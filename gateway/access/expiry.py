@@ -12,7 +12,8 @@ Per machine (``[access.policy.expiry]``) an induction lapses:
 
 An induction whose date the rule needs is unknown counts as lapsed, with a
 message saying so: a rule the gateway cannot check is not silently ignored.
-Maintainers' access never lapses (they repair the machine).  Within
+Trainers' and maintainers' access never lapses (they renew others' inductions
+and repair the machine).  Within
 ``warn_days`` of the lapse the kiosk says so at badge-in, and admins see the
 member in the "about to lapse" list.
 """

@@ -14,7 +14,8 @@ in the order a member can act on:
    machine enforces supervision and lone-working, which depend on who is
    present (:mod:`gateway.access.session`).
 
-Maintainers are exempt from expiry and bookings: they keep the machine going.
+Trainers and maintainers are exempt from expiry (they renew others' inductions
+and keep the machine going); maintainers are exempt from bookings too.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def judge(
     member, role = decision.member, decision.role
     induction = member.induction_on(policy.machine_id)
     notice = None
-    if role < Role.MAINTAINER:
+    if role < Role.TRAINER:
         verdict = expiry.evaluate(policy.config.expiry, induction, last_used, now)
         if verdict.lapsed:
             return Denied(
@@ -70,6 +71,7 @@ def judge(
                 member,
             )
         notice = expiry.notice(policy.config.expiry, verdict, policy.machine_label, now)
+    if role < Role.MAINTAINER:
         booking = policy.bookings.current(
             now, policy.used_bookings, policy.config.booking_grace
         )

@@ -218,7 +218,7 @@ class PolicyState:
         out: list[dict[str, Any]] = []
         for m in access_list.members:
             role = m.role_on(self.machine_id)
-            if role is None or role >= Role.MAINTAINER:
+            if role is None or role >= Role.TRAINER:
                 continue
             last = self.last_used.get(m.id)
             verdict = expiry.evaluate(
