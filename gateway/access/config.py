@@ -25,6 +25,7 @@ Example (TOML)::
 
     [access.rules]
     badge_out = "after_job"
+    remote_start = "with_session"   # or "never"; "always" drops the presence rule
 
 The site secret is the HMAC key badge UIDs are hashed with; it is the same on
 every gateway of a site and never leaves it.
@@ -50,6 +51,9 @@ MIN_SECRET_BYTES = 16
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+RemoteStart = Literal["with_session", "never", "always"]
 
 
 class MachineRules(_Section):
@@ -79,6 +83,26 @@ class MachineRules(_Section):
         description="Refusals per denied_window before badges are refused without being evaluated",
     )
     denied_window: float = Field(default=60.0, gt=0)
+    remote_start: RemoteStart = Field(
+        default="with_session",
+        description="Starting or resuming a job from outside the kiosk (web API, MQTT): "
+        "with_session needs a member badged in at the machine; never allows it only on "
+        "the touchscreen; always allows it with nobody present (unsafe, logged at start-up)",
+    )
+
+
+#: Default cap on an access list, compressed or not (5,000 members take about 1 MB).
+DEFAULT_LIST_MAX_BYTES = 8 * 1024 * 1024
+
+_MaxBytes = Annotated[
+    int,
+    Field(
+        ge=1024,
+        le=128 * 1024 * 1024,
+        description="Largest access list accepted, before and after decompression; a "
+        "larger one is refused (the last good list keeps working)",
+    ),
+]
 
 
 class FileSourceConfig(_Section):
@@ -87,6 +111,7 @@ class FileSourceConfig(_Section):
     type: Literal["file"] = "file"
     path: Path
     check_interval: float = Field(default=5.0, gt=0)
+    max_bytes: _MaxBytes = DEFAULT_LIST_MAX_BYTES
 
 
 class HttpSourceConfig(_Section):
@@ -97,12 +122,14 @@ class HttpSourceConfig(_Section):
     poll_interval: float = Field(default=300.0, ge=5)
     token: SecretStr | None = Field(default=None, description="Sent as a Bearer token")
     timeout: float = Field(default=20.0, gt=0)
+    max_bytes: _MaxBytes = DEFAULT_LIST_MAX_BYTES
 
 
 class MqttSourceConfig(_Section):
     """An access list published retained on MQTT, delivered by the telemetry capability."""
 
     type: Literal["mqtt"] = "mqtt"
+    max_bytes: _MaxBytes = DEFAULT_LIST_MAX_BYTES
 
 
 AccessSourceConfig = Annotated[

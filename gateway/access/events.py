@@ -29,7 +29,9 @@ class SessionStarted(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionEnded(Event):
     """``reason``: badge_out | idle_timeout | max_session | lockout | interlock | estop |
-    shutdown | takeover | handover | supervisor_left.  ``duration`` is in seconds."""
+    shutdown | takeover | handover (to a supervised member) | supervisor_left |
+    revoked (a new access list no longer admits the member) | admin_cut.  ``duration`` is
+    in seconds; ``message`` says why for the screen when the reason alone does not."""
 
     topic = "session_ended"
     session_id: str
@@ -37,6 +39,7 @@ class SessionEnded(Event):
     reason: str
     duration: float
     jobs: int
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -362,7 +362,14 @@ def parse_access_list(raw: bytes | str, secret: bytes) -> AccessList:
     """Validate a whole access list document; raise :class:`AccessListError` if unusable."""
     try:
         doc = json.loads(raw)
+    except RecursionError:
+        # json's C scanner honours the recursion limit: a hostile "[[[[..." ends here.
+        raise AccessListError(
+            "access list is nested too deeply to be an access list; "
+            "check the export from the membership system"
+        ) from None
     except (ValueError, UnicodeDecodeError) as err:
+        # ValueError also covers integers of more than sys.get_int_max_str_digits() digits.
         raise AccessListError(
             f"access list is not valid JSON ({err}); it may be truncated - "
             "check the export from the membership system"

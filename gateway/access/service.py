@@ -11,6 +11,13 @@ Store writes go, in order, to one worker thread (a session's close can never
 overtake its open); reads for the web UI use :func:`asyncio.to_thread`.  When
 ``run`` ends for any reason the relay goes off and an open session is closed
 with reason ``shutdown``.  No command can switch the relay on: only a badge can.
+
+The presence rule is answered here for the machine capability, through the
+``authorise_start`` command: a job starts or resumes only while a member is in
+session (see :func:`~gateway.access.session.may_start`), and each allowed start
+is recorded with the caller and the member present.  Every new access list is
+checked against the open session (live re-check); ``cut_power`` is the admin's
+"cut now" for a job that would otherwise finish.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -60,8 +68,15 @@ from gateway.access.policy_state import PolicyState, grants_from_records
 from gateway.access.readers.base import BadgeRead, BadgeReader
 from gateway.access.readers.config import open_reader
 from gateway.access.readers.simulated import SimulatedReader
-from gateway.access.sources import AccessListSource, ListFailed, ListFetched, make_source
+from gateway.access.sources import (
+    AccessListSource,
+    ListFailed,
+    ListFetched,
+    SourceResult,
+    make_source,
+)
 from gateway.access.store import AccessStore, LockoutRecord
+from gateway.backoff import Backoff
 from gateway.bus import Event, EventBus, Subscription
 from gateway.commands import CommandError, CommandRequest, CommandRouter
 from gateway.machine.events import EmergencyStop, JobFinished, JobStarted, MachineStatus
@@ -71,6 +86,10 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 60.0
 _IDLE_MACHINE_STATES = frozenset({"idle", "disconnected", "error"})
+#: Refusals that end an open session when a new list brings them (live re-check).
+REVOKING_REASONS = frozenset(
+    {"unknown_badge", "suspended", "expired", "not_yet_valid", "not_inducted"}
+)
 
 StoreWrite = Callable[[AccessStore], object]
 
@@ -123,6 +142,8 @@ class AccessService(Service):
         self._last_denial: str | None = None
         self._last_state: AccessState | None = None
         self._buzzes: asyncio.Queue[BuzzerPattern] = asyncio.Queue(maxsize=4)
+        self._commands = commands
+        self._job_stops: asyncio.Queue[str] = asyncio.Queue(maxsize=4)
         # Subscribed now, before telemetry connects, so the retained list is not missed.
         self._list_events: Subscription[AccessListReceived] | None = (
             bus.subscribe(AccessListReceived, maxsize=4)
@@ -135,11 +156,19 @@ class AccessService(Service):
             ("refresh_access_list", self._cmd_refresh),
             ("badge_out", self._cmd_badge_out),
             ("access_status", self._cmd_status),
+            ("authorise_start", self._cmd_authorise_start),
+            ("cut_power", self._cmd_cut_power),
         ):
             commands.register(name, handler)
         if config.enabled and config.simulated_readers:
             commands.register("present_badge", self._cmd_present_badge)
         register_policy_commands(self, commands)
+        if config.enabled and config.rules.remote_start == "always":
+            log.warning(
+                'access.rules.remote_start = "always": jobs may start from the web API or '
+                "MQTT with nobody badged in at the machine; use \"with_session\" unless "
+                "someone is always watching it"
+            )
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -202,6 +231,7 @@ class AccessService(Service):
                         tg.create_task(self._play_buzzes(outputs))
                         if self._pusher.enabled:
                             tg.create_task(self._pusher.run(store), name="grant-webhook")
+                        tg.create_task(self._stop_unattended_jobs())
             finally:
                 self._readers = {}
                 self._source = None
@@ -316,42 +346,115 @@ class AccessService(Service):
                 last_heartbeat = now
                 if (sid := self._session_id) is not None:
                     self._write(partial(AccessStore.heartbeat, session_id=sid, at=_wall()))
+                # A membership that ends mid-session ends the session too.
+                self._recheck()
 
     async def _follow_source(self, source: AccessListSource) -> None:
-        async for result in source.updates():
-            match result:
-                case ListFetched(access_list=access_list, source=name, etag=etag):
-                    log.info("access list from %s applied: %d members", name, len(access_list))
-                    self._set_list(access_list)
-                    self._list_source, self._list_error = name, None
-                    self._write(
-                        partial(
-                            AccessStore.save_access_list,
-                            access_list=access_list,
-                            source=name,
-                            etag=etag,
-                            fetched_at=_wall(),
-                        )
+        """Apply each list a source delivers.  Nothing a source does - a hostile body, a
+        bug, an exception - may end the service (its shutdown would cut the relay under
+        an open session): the source is restarted after a pause and the last good list
+        keeps working."""
+        backoff = Backoff(initial=5.0, maximum=300.0)
+        while True:
+            try:
+                async for result in source.updates():
+                    self._on_source_result(result)
+                    backoff.reset()
+            except Exception as err:
+                error = f"the access list source failed ({type(err).__name__}); it restarts"
+                log.exception("access list source %s failed; restarting it", source.description)
+                self._on_source_result(ListFailed(source.description, error))
+            await asyncio.sleep(backoff.next_delay())
+
+    def _on_source_result(self, result: SourceResult) -> None:
+        match result:
+            case ListFetched(access_list=access_list, source=name, etag=etag):
+                log.info("access list from %s applied: %d members", name, len(access_list))
+                self._set_list(access_list)
+                self._list_source, self._list_error = name, None
+                self._write(
+                    partial(
+                        AccessStore.save_access_list,
+                        access_list=access_list,
+                        source=name,
+                        etag=etag,
+                        fetched_at=_wall(),
                     )
-                    self.bus.publish(
-                        AccessListUpdated(source=name, members=len(access_list), ok=True)
-                    )
-                case ListFailed(source=name, error=error):
-                    log.warning(
-                        "access list from %s refused, keeping the last good one (%d members): %s",
-                        name,
-                        len(self._list),
-                        error,
-                    )
-                    self._list_error = error
-                    self._write(
-                        partial(AccessStore.record_list_error, source=name, error=error, at=_wall())
-                    )
-                    self.bus.publish(
-                        AccessListUpdated(
-                            source=name, members=len(self._list), ok=False, error=error
-                        )
-                    )
+                )
+                self.bus.publish(AccessListUpdated(source=name, members=len(access_list), ok=True))
+                self._recheck()
+            case ListFailed(source=name, error=error):
+                log.warning(
+                    "access list from %s refused, keeping the last good one (%d members): %s",
+                    name,
+                    len(self._list),
+                    error,
+                )
+                self._list_error = error
+                self._write(
+                    partial(AccessStore.record_list_error, source=name, error=error, at=_wall())
+                )
+                self.bus.publish(
+                    AccessListUpdated(source=name, members=len(self._list), ok=False, error=error)
+                )
+
+    # -- live re-check -----------------------------------------------------------------------
+
+    def _revocation(self, member_id: str, member_name: str) -> tuple[str, str] | None:
+        """(reason, message) if the current list no longer admits ``member_id`` here."""
+        member = self._effective.by_id(member_id)
+        if member is None:
+            return (
+                "unknown_badge",
+                f"{member_name}, you are no longer in the access list. Please speak to staff.",
+            )
+        # The same decision a badge gets, on a list of just this member.
+        probe = "0" * 64
+        alone = AccessList([replace(member, badge_hashes=frozenset({probe}))])
+        lockout = self.machine.snapshot.lockout
+        decision = decide(
+            alone, probe, self.machine_id, datetime.now(UTC), lockout.reason if lockout else None
+        )
+        if isinstance(decision, Denied) and decision.reason in REVOKING_REASONS:
+            return decision.reason, decision.message
+        return None
+
+    def _recheck(self) -> None:
+        """End the session of a member the access list no longer admits, by the job rule."""
+        snap = self.machine.snapshot
+        active = snap.session or (snap.previous if snap.state is core.State.ENDING else None)
+        if active is None:
+            return
+        revoked = self._revocation(active.member_id, active.member_name)
+        if revoked is None:
+            return
+        reason, message = revoked
+        if snap.session is None and snap.job_running:
+            return  # their job finishes under its rule; nothing more to end
+        log.warning(
+            "the new access list no longer admits %s (%s): ending their session",
+            active.member_id,
+            reason,
+        )
+        self._last_denial = message
+        self._write(
+            partial(
+                AccessStore.record_denial, reason=reason, at=_wall(), member_id=active.member_id
+            )
+        )
+        self._feed(core.MemberRevoked(active.member_id, reason, message, time.monotonic()))
+
+    async def _stop_unattended_jobs(self) -> None:
+        """Carry out :class:`~gateway.access.session.StopJob` through the machine's command."""
+        while True:
+            reason = await self._job_stops.get()
+            log.warning("a job started with nobody badged in at the machine; stopping it")
+            self._last_denial = reason
+            self._publish_state()
+            try:
+                await self._commands.call("cancel", origin="internal", actor="access:presence")
+            except CommandError as err:
+                log.warning("could not stop the unattended job: %s", err.message)
 
     async def _play_buzzes(self, outputs: Outputs) -> None:
         while True:
@@ -461,6 +564,9 @@ class AccessService(Service):
                 self._session_opened(effect)
             case core.SessionClosed():
                 self._session_closed(effect)
+            case core.StopJob(reason=reason):
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._job_stops.put_nowait(reason)
             case core.Refused(reason=refusal, message=message, member_id=member_id):
                 self._last_denial = message
                 self._write(
@@ -576,6 +682,7 @@ class AccessService(Service):
                 reason=effect.reason,
                 duration=round(effect.duration, 1),
                 jobs=effect.jobs,
+                message=effect.message,
             )
         )
 
@@ -791,6 +898,58 @@ class AccessService(Service):
         return self.status()
 
     async def _cmd_status(self, request: CommandRequest) -> dict[str, Any]:
+        return self.status()
+
+    async def _cmd_authorise_start(self, request: CommandRequest) -> dict[str, Any]:
+        """The presence rule, asked by the machine before a job starts or resumes.
+
+        Args: ``action`` (start | resume), ``origin`` and ``actor`` of the caller who
+        asked the machine.  Refused with ``no_session`` or ``remote_start_off``.
+        """
+        self._require_running()
+        action = str(request.args.get("action") or "start")
+        origin = str(request.args.get("origin") or request.origin)
+        caller = str(request.args.get("actor") or "") or origin
+        answer = core.may_start(
+            self.machine.snapshot, self.config.rules, at_machine=origin == "kiosk"
+        )
+        if isinstance(answer, core.StartRefused):
+            log.info("%s of a job by %s refused: %s", action, caller, answer.reason)
+            raise CommandError(answer.reason, answer.message)
+        log.info(
+            "%s of a job by %s (%s) allowed; member present: %s",
+            action,
+            caller,
+            origin,
+            answer.member_id or "nobody (remote_start = always)",
+        )
+        self._write(
+            partial(
+                AccessStore.record_job_start,
+                at=_wall(),
+                action=action,
+                caller=f"{origin}:{caller}" if caller != origin else origin,
+                session_id=self._session_id if answer.member_id else None,
+                member_id=answer.member_id,
+            )
+        )
+        return {
+            "action": action,
+            "caller": caller,
+            "origin": origin,
+            "member_id": answer.member_id,
+            "member_name": answer.member_name,
+            "session_id": self._session_id if answer.member_id else None,
+        }
+
+    async def _cmd_cut_power(self, request: CommandRequest) -> dict[str, Any]:
+        """The admin's "cut now": power off at once, even under a job finishing."""
+        self._require_running()
+        if not self.machine.relay_on:
+            raise CommandError("already_off", "The machine's power is already off.")
+        by = str(request.args.get("by") or request.actor or request.origin)
+        log.warning("power cut now by %s", by)
+        self._feed(core.CutNow(by, time.monotonic()))
         return self.status()
 
     async def _cmd_present_badge(self, request: CommandRequest) -> dict[str, Any]:

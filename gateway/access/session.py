@@ -58,6 +58,17 @@ Rules, in the order a reviewer will ask about them:
   inducted, or with a lapsed induction records an induction at that level and
   takes the machine over, as above.
 - Every refusal names its rule (:data:`RefusalReason`), for the screen and records.
+- Presence: a job may start or resume only while a member is in session at the
+  machine (:func:`may_start`); from outside the kiosk ``rules.remote_start``
+  may forbid it (``never``) or, explicitly, relax it (``always``).  A job that
+  starts with nobody in session anyway (the member badged out between the check
+  and the start) is stopped (``StopJob``) and never holds the relay: only a job
+  started in a session (``job_member``) keeps power on after that session ends.
+- Live re-check: when a new access list no longer admits the session's member
+  (suspended, expired, not inducted), the session ends with reason ``revoked``
+  by the job rule: no new job may start, a running job finishes under
+  ``badge_out`` (with no job the relay goes off at once, without grace).  An
+  admin's ``CutNow`` cuts the relay at once, job or not.
 """
 
 from __future__ import annotations
@@ -67,7 +78,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
-from gateway.access.config import MachineRules
+from gateway.access.config import MachineRules, RemoteStart
 from gateway.access.members import Decision, Denied, Granted, Member, Role
 from gateway.access.presence_feed import Presence, Sighting
 
@@ -97,6 +108,8 @@ CloseReason = Literal[
     "takeover",
     "handover",
     "supervisor_left",
+    "revoked",
+    "admin_cut",
 ]
 RefusalReason = Literal[
     "unknown_badge",
@@ -207,12 +220,30 @@ class PresenceLeft:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberRevoked:
+    """A new access list no longer admits ``member_id`` here; ``message`` says why."""
+
+    member_id: str
+    reason: str  # suspended | expired | not_yet_valid | not_inducted | unknown_badge | ...
+    message: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class GrantLevelChosen:
     """The trainer in session picked the level their next induction grants."""
 
     level: str
     rank: int
     supervised: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CutNow:
+    """An admin cuts the power at once, even under a running job."""
+
+    by: str
     at: float
 
 
@@ -231,6 +262,8 @@ Input = (
     | PresenceSeen
     | PresenceLeft
     | GrantLevelChosen
+    | MemberRevoked
+    | CutNow
 )
 
 # -- effects -------------------------------------------------------------------
@@ -275,6 +308,14 @@ class SessionClosed:
     reason: CloseReason
     duration: float
     jobs: int
+    message: str = ""  # for the screen and the records, when the reason needs one
+
+
+@dataclass(frozen=True, slots=True)
+class StopJob:
+    """Stop the running job: it started with no member in session."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +371,7 @@ Effect = (
     | RateLimited
     | LockoutUpdated
     | SupervisionChanged
+    | StopJob
 )
 
 # -- the snapshot -------------------------------------------------------------------
@@ -382,6 +424,9 @@ class Snapshot:
     denials: tuple[float, ...] = ()
     presence: Presence = NOBODY
     supervision_lost_at: float | None = None
+    #: The member whose session the running job started in; None if it started with
+    #: nobody in session (it is being stopped) or no job is running.
+    job_member: str | None = None
 
     @property
     def relay_on(self) -> bool:
@@ -417,7 +462,7 @@ def transition(
         case BadgeOut(at=at):
             new, effects = _end(s, "badge_out", at, rules) if s.session else (s, [])
         case JobStarted():
-            new, effects = _job_started(s)
+            new, effects = _job_started(s, rules)
         case JobEnded(at=at):
             new, effects = _job_ended(s, at)
         case Tick(at=at):
@@ -429,7 +474,7 @@ def transition(
             new, effects = replace(s, tripped=s.tripped - {name}), []
         case EStop(at=at):
             # The controller aborts its job on e-stop; no JobEnded may follow.
-            new, effects = _cut(replace(s, job_running=False), "estop", at)
+            new, effects = _cut(replace(s, job_running=False, job_member=None), "estop", at)
         case LockoutSet(reason=reason_text, by=by, at=at):
             locked = replace(s, lockout=Lockout(reason_text, by), trainer=None)
             new, effects = _cut(locked, "lockout", at)
@@ -458,6 +503,10 @@ def transition(
             else:
                 chosen = replace(trainer, level=level, rank=rank, supervised=supervised)
                 new, effects = replace(s, trainer=chosen), []
+        case MemberRevoked(member_id=member_id, message=message, at=at):
+            new, effects = _revoke(s, member_id, message, at, rules)
+        case CutNow(at=at):
+            new, effects = _cut(s, "admin_cut", at)
     if new.indicator != s.indicator:
         effects.append(ShowIndicator(new.indicator))
     return new, effects
@@ -696,6 +745,7 @@ def _open(
         supervisor_id=supervisor.member_id if supervisor else None,
         supervisor_name=supervisor.name if supervisor else None,
     )
+    # A member badging in while a job runs is present for it and takes it on.
     return replace(
         s,
         state=State.IN_USE if s.job_running else State.AUTHORISED,
@@ -704,6 +754,7 @@ def _open(
         grace_until=None,
         trainer=trainer,
         supervision_lost_at=None,
+        job_member=member.id if s.job_running else None,
     ), effects
 
 
@@ -795,7 +846,13 @@ def _supervision(
     ]
 
 
-def _job_started(s: Snapshot) -> Result:
+NO_MEMBER_FOR_JOB = (
+    "Nobody is badged in at the machine, so the job was stopped. "
+    "Badge in at the machine first, then start the job."
+)
+
+
+def _job_started(s: Snapshot, rules: MachineRules) -> Result:
     if s.job_running:
         return s, []
     s = replace(s, job_running=True)
@@ -803,30 +860,61 @@ def _job_started(s: Snapshot) -> Result:
         case State.AUTHORISED:
             assert s.session is not None
             session = replace(s.session, jobs=s.session.jobs + 1)
-            return replace(s, state=State.IN_USE, session=session), []
-        case State.ENDING:
-            # Started during the grace period: the relay now waits for the job.
-            return replace(s, grace_until=None), []
+            return replace(
+                s, state=State.IN_USE, session=session, job_member=session.member_id
+            ), []
+        case State.ENDING if rules.remote_start == "always":
+            # Explicitly relaxed: a remote start in the grace period holds the relay
+            # until its job ends.
+            return replace(s, grace_until=None, job_member=None), []
         case _:
-            return s, []
+            # Nobody in session: the presence rule was bypassed or raced (the member
+            # badged out between the check and the start).  The job is stopped, and
+            # it never extends the grace period.
+            return replace(s, job_member=None), [StopJob(NO_MEMBER_FOR_JOB)]
 
 
 def _job_ended(s: Snapshot, at: float) -> Result:
     if not s.job_running:
         return s, []
-    s = replace(s, job_running=False)
+    s = replace(s, job_running=False, job_member=None)
     match s.state:
         case State.IN_USE:
             assert s.session is not None
             return replace(
                 s, state=State.AUTHORISED, session=replace(s.session, last_activity=at)
             ), []
-        case State.ENDING:
-            return replace(s, state=_resting(s), previous=None, grace_until=None), [
-                RelayOff("job_finished")
-            ]
+        case State.ENDING if s.grace_until is None:
+            return replace(s, state=_resting(s), previous=None), [RelayOff("job_finished")]
         case _:
+            # ENDING with a grace period running: the relay waits for it as before.
             return s, []
+
+
+def _revoke(s: Snapshot, member_id: str, message: str, at: float, rules: MachineRules) -> Result:
+    """The access list no longer admits ``member_id``: end their session by the job rule."""
+    if s.session is not None and s.session.member_id == member_id:
+        closed = replace(_closed(s.session, "revoked", at), message=message)
+        if s.job_running and rules.badge_out == "after_job":
+            return replace(
+                s, state=State.ENDING, session=None, previous=s.session, grace_until=None
+            ), [closed]
+        return replace(s, state=_resting(s), session=None, previous=None, grace_until=None), [
+            RelayOff("revoked"),
+            closed,
+            Buzz("warning"),
+        ]
+    if (
+        s.state is State.ENDING
+        and s.previous is not None
+        and s.previous.member_id == member_id
+        and not s.job_running
+    ):
+        # No grace period for a member who may no longer use the machine.
+        return replace(s, state=_resting(s), previous=None, grace_until=None), [
+            RelayOff("revoked")
+        ]
+    return s, []
 
 
 def _tick(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) -> Result:
@@ -849,13 +937,60 @@ def _tick(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) ->
             if not s.job_running and at - s.session.last_activity >= rules.idle_timeout:
                 return _end(s, "idle_timeout", at, rules)
         case State.ENDING:
-            if not s.job_running and s.grace_until is not None and at >= s.grace_until:
+            # A job started with nobody in session (being stopped) never extends it.
+            if s.grace_until is not None and at >= s.grace_until:
                 return replace(s, state=_resting(s), previous=None, grace_until=None), [
                     RelayOff("grace_period_over")
                 ]
         case _:
             pass
     return s, []
+
+
+# -- the presence rule for starting or resuming a job ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartAllowed:
+    """A job may start or resume; ``member_id`` is the member present (None only under
+    ``remote_start = "always"`` with nobody in session)."""
+
+    member_id: str | None
+    member_name: str | None
+
+
+StartRefusal = Literal["no_session", "remote_start_off"]
+
+
+@dataclass(frozen=True, slots=True)
+class StartRefused:
+    reason: StartRefusal
+    message: str
+
+
+NO_SESSION_MESSAGE = (
+    "Nobody is badged in at this machine: badge in at the machine first, then start the job."
+)
+
+
+def may_start(s: Snapshot, rules: MachineRules, *, at_machine: bool) -> StartAllowed | StartRefused:
+    """May a job start or resume now?  ``at_machine``: asked from the kiosk itself.
+
+    A member must be in session (not merely the relay held by a grace period or a
+    finishing job).  ``remote_start`` applies only to callers away from the machine.
+    """
+    remote: RemoteStart = rules.remote_start
+    if s.session is not None:
+        if not at_machine and remote == "never":
+            return StartRefused(
+                "remote_start_off",
+                "Jobs on this machine start only from its touchscreen "
+                '(access.rules.remote_start = "never"): start it there.',
+            )
+        return StartAllowed(s.session.member_id, s.session.member_name)
+    if not at_machine and remote == "always" and s.relay_on:
+        return StartAllowed(None, None)
+    return StartRefused("no_session", NO_SESSION_MESSAGE)
 
 
 class AccessMachine:

@@ -7,6 +7,15 @@ has already passed :func:`~gateway.access.members.parse_access_list`) or a
 yields a list that failed validation, so the caller can apply every
 ``ListFetched`` and keep its last good copy on every ``ListFailed``.  An
 unchanged list (same file, HTTP 304) yields nothing.
+
+Every body a source can deliver ends as a list or a refusal with its reason,
+never as an exception: the size is capped (``max_bytes``) before anything is
+parsed (an HTTP body is read as a stream and dropped once over the cap, a file's
+size is checked before it is read), gzip (a ``Content-Encoding`` or a gzipped
+file or payload) is inflated in bounded steps so a "zip bomb" stops at the cap,
+the text must be UTF-8, and JSON nested too deeply or holding absurd numbers is
+refused by :func:`~gateway.access.members.parse_access_list`.  Parsing runs in a
+worker thread so a large list never delays a badge.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -22,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from gateway.access.config import (
+    DEFAULT_LIST_MAX_BYTES,
     AccessSourceConfig,
     FileSourceConfig,
     HttpSourceConfig,
@@ -78,11 +89,71 @@ class AccessListSource(ABC):
         return forced
 
 
-def _parse(data: bytes, secret: bytes, source: str) -> SourceResult:
+class BodyRefused(Exception):
+    """A body is refused before parsing (too large, cut short, unknown encoding)."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def _too_large(limit: int, what: str = "the access list") -> BodyRefused:
+    return BodyRefused(
+        f"{what} is larger than {_mb(limit)} (access.source.max_bytes); refused. Check the "
+        "export from the membership system, or raise the limit if the list really is that big"
+    )
+
+
+def inflate(data: bytes, limit: int) -> bytes:
+    """Decompress gzip or zlib ``data`` to at most ``limit`` bytes, in bounded steps, so a
+    bomb (a few kB that inflate to gigabytes) stops at the cap instead of filling memory."""
+    inflater = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, detected
+    out = bytearray()
     try:
-        return ListFetched(parse_access_list(data, secret), source)
-    except AccessListError as err:
+        pending = data
+        while pending:
+            out += inflater.decompress(pending, limit + 1 - len(out))
+            if len(out) > limit:
+                raise _too_large(limit, "the access list, decompressed,")
+            pending = inflater.unconsumed_tail
+    except zlib.error as err:
+        raise BodyRefused(f"the compressed access list is corrupt ({err})") from None
+    if not inflater.eof:
+        raise BodyRefused("the compressed access list is cut short")
+    return bytes(out)
+
+
+def _decode(data: bytes, limit: int, encoding: str) -> str:
+    if len(data) > limit:
+        raise _too_large(limit)
+    coding = encoding.strip().lower()
+    if coding in ("gzip", "x-gzip", "deflate") or data[:2] == b"\x1f\x8b":
+        data = inflate(data, limit)
+    elif coding not in ("", "identity"):
+        raise BodyRefused(f"the access list came with Content-Encoding {encoding!r}; use gzip")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise BodyRefused(
+            f"the access list is not UTF-8 text (invalid byte at position {err.start}); "
+            "export it as UTF-8 JSON"
+        ) from None
+
+
+def parse_body(
+    data: bytes, secret: bytes, source: str, limit: int, encoding: str = "identity"
+) -> SourceResult:
+    """Any bytes to a list or a refusal with the reason; never raises (blocking: a thread)."""
+    try:
+        return ListFetched(parse_access_list(_decode(data, limit, encoding), secret), source)
+    except (AccessListError, BodyRefused) as err:
         return ListFailed(source, str(err))
+    except Exception as err:
+        # Whatever else a hostile body provokes, it is refused rather than raised.
+        log.warning("access list from %s could not be parsed", source, exc_info=True)
+        return ListFailed(
+            source, f"the access list could not be read ({type(err).__name__}); refused"
+        )
 
 
 class FileSource(AccessListSource):
@@ -111,11 +182,15 @@ class FileSource(AccessListSource):
         self._signature = signature
         if signature is None:
             return ListFailed(self.description, f"{path} does not exist; check access.source.path")
+        limit = self.cfg.max_bytes
+        if signature[1] > limit:
+            return ListFailed(self.description, str(_too_large(limit, str(path))))
         try:
-            data = path.read_bytes()
+            with path.open("rb") as fh:
+                data = fh.read(limit + 1)  # the file may have grown since stat()
         except OSError as err:
             return ListFailed(self.description, f"cannot read {path}: {err.strerror}")
-        return _parse(data, self._secret, self.description)
+        return parse_body(data, self._secret, self.description, limit)
 
     async def check(self, *, force: bool = False) -> SourceResult | None:
         """One look at the file: a result if it changed (or ``force``), else None."""
@@ -157,7 +232,8 @@ class HttpSource(AccessListSource):
         self._transport = transport
 
     def _client(self) -> httpx.AsyncClient:
-        headers = {"Accept": "application/json"}
+        # Compressed bodies are inflated here, in bounded steps (see inflate()).
+        headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}
         if self.cfg.token is not None:
             headers["Authorization"] = f"Bearer {self.cfg.token.get_secret_value()}"
         return httpx.AsyncClient(
@@ -168,27 +244,62 @@ class HttpSource(AccessListSource):
         )
 
     async def check(self, client: httpx.AsyncClient, *, force: bool = False) -> SourceResult | None:
-        """One request: a result, or None for 304 Not Modified."""
+        """One request: a result, or None for 304 Not Modified.
+
+        The body is streamed and dropped as soon as it passes ``max_bytes`` (or at once
+        when ``Content-Length`` says it would); the whole download must finish within
+        three times ``timeout``, so a server trickling bytes cannot hold the source.
+        """
         headers = {"If-None-Match": self.etag} if self.etag and not force else {}
+        limit = self.cfg.max_bytes
         try:
-            response = await client.get(self.cfg.url, headers=headers)
+            async with asyncio.timeout(3 * self.cfg.timeout):
+                fetched = await self._fetch(client, headers, limit)
+        except TimeoutError:
+            return ListFailed(
+                self.description,
+                f"the access list did not arrive within {3 * self.cfg.timeout:.0f} s",
+            )
+        except BodyRefused as err:
+            return ListFailed(self.description, str(err))
         except httpx.HTTPError as err:
             return ListFailed(
                 self.description,
                 f"cannot fetch the access list: {type(err).__name__} {err}".strip(),
             )
-        if response.status_code == 304:
-            return None
-        if response.status_code != 200:
-            hint = " (check access.source.token)" if response.status_code in (401, 403) else ""
-            return ListFailed(
-                self.description, f"the server answered HTTP {response.status_code}{hint}"
-            )
-        result = _parse(response.content, self._secret, self.description)
+        if fetched is None or isinstance(fetched, ListFailed):
+            return fetched
+        data, encoding, etag = fetched
+        result = await asyncio.to_thread(
+            parse_body, data, self._secret, self.description, limit, encoding
+        )
         if isinstance(result, ListFetched):
-            self.etag = response.headers.get("etag")
+            self.etag = etag
             return ListFetched(result.access_list, self.description, self.etag)
         return result
+
+    async def _fetch(
+        self, client: httpx.AsyncClient, headers: dict[str, str], limit: int
+    ) -> tuple[bytes, str, str | None] | ListFailed | None:
+        async with client.stream("GET", self.cfg.url, headers=headers) as response:
+            if response.status_code == 304:
+                return None
+            if response.status_code != 200:
+                hint = " (check access.source.token)" if response.status_code in (401, 403) else ""
+                return ListFailed(
+                    self.description, f"the server answered HTTP {response.status_code}{hint}"
+                )
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _too_large(limit)
+            body = bytearray()
+            # Raw bytes: decompression happens later, bounded, in parse_body().
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(limit)
+            encoding = response.headers.get("content-encoding", "identity")
+            return bytes(body), encoding, response.headers.get("etag")
 
     async def updates(self) -> AsyncGenerator[SourceResult, None]:
         backoff = Backoff(initial=5.0, maximum=self.cfg.poll_interval)
@@ -215,10 +326,16 @@ class MqttSource(AccessListSource):
 
     description = "mqtt"
 
-    def __init__(self, subscription: Subscription[AccessListReceived], secret: bytes) -> None:
+    def __init__(
+        self,
+        subscription: Subscription[AccessListReceived],
+        secret: bytes,
+        max_bytes: int = DEFAULT_LIST_MAX_BYTES,
+    ) -> None:
         super().__init__()
         self._subscription = subscription
         self._secret = secret
+        self.max_bytes = max_bytes
 
     def refresh(self) -> bool:
         # The broker re-delivers the retained list on reconnection; there is nothing to poll.
@@ -227,7 +344,13 @@ class MqttSource(AccessListSource):
     async def updates(self) -> AsyncGenerator[SourceResult, None]:
         while True:
             event = await self._subscription.get()
-            yield _parse(event.payload, self._secret, f"mqtt:{event.mqtt_topic}")
+            yield await asyncio.to_thread(
+                parse_body,
+                event.payload,
+                self._secret,
+                f"mqtt:{event.mqtt_topic}",
+                self.max_bytes,
+            )
 
 
 def make_source(
@@ -246,4 +369,4 @@ def make_source(
         case MqttSourceConfig():
             if subscription is None:
                 raise ValueError("an MQTT access list source needs a bus subscription")
-            return MqttSource(subscription, secret)
+            return MqttSource(subscription, secret, cfg.max_bytes)

@@ -54,6 +54,7 @@ INDUCTIONS = "access_inductions"
 DENIALS = "access_denials"
 LOCKOUT = "access_lockout"
 BOOKINGS = "access_bookings"
+JOB_STARTS = "access_job_starts"
 
 
 class AccessStoreError(AccessError):
@@ -298,6 +299,20 @@ class AccessStore:
                 "start": str,
                 "end": str,
                 "made_by": str,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        # Who started or resumed each job, and which member was present (presence rule).
+        db.table(JOB_STARTS).create(
+            {
+                "id": int,
+                "machine_id": str,
+                "at": float,
+                "action": str,
+                "caller": str,
+                "session_id": str,
+                "member_id": str,
             },
             pk="id",
             if_not_exists=True,
@@ -721,6 +736,38 @@ class AccessStore:
         with self._lock:
             self.db.table(DENIALS).insert(
                 {"machine_id": self.machine_id, "reason": reason, "at": at, "member_id": member_id}
+            )
+
+    def record_job_start(
+        self,
+        *,
+        at: float,
+        action: str,
+        caller: str,
+        session_id: str | None,
+        member_id: str | None,
+    ) -> None:
+        with self._lock:
+            self.db.table(JOB_STARTS).insert(
+                {
+                    "machine_id": self.machine_id,
+                    "at": at,
+                    "action": action,
+                    "caller": caller,
+                    "session_id": session_id,
+                    "member_id": member_id,
+                }
+            )
+
+    def job_starts(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Job starts and resumes, newest first: who asked and who was present."""
+        with self._lock:
+            return list(
+                self.db.query(
+                    f"SELECT at, action, caller, session_id, member_id FROM {JOB_STARTS} "
+                    "ORDER BY id DESC LIMIT ?",
+                    [limit],
+                )
             )
 
     def denials(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -9,7 +9,9 @@ way or through its small read-only surface (:meth:`status`, :attr:`files`,
 :meth:`job_history`).
 
 Safety rules kept here: a job only starts while the machine is powered for a
-badge session (when access control is on); a job interrupted by an unplugged
+badge session (when access control is on), and a start or resume command is
+first put to the access capability's ``authorise_start`` command (the presence
+rule: a member must be in session at the machine); a job interrupted by an unplugged
 port, a firmware halt or a reset is failed and never resumed by itself; e-stop
 goes to the controller ahead of everything queued.
 """
@@ -608,6 +610,7 @@ class MachineService(Service):
             file = self.queue[0]
         if not isinstance(file, str):
             raise CommandError("bad_args", "start_job needs a 'file' name")
+        await self._authorise("start", req)
         job = await self.start_job(file)
         return job.as_dict(time.monotonic())
 
@@ -627,7 +630,17 @@ class MachineService(Service):
         return self._wrap(self.pause)
 
     async def _cmd_resume(self, req: CommandRequest) -> dict[str, Any]:
+        self._current(JobState.PAUSED)
+        await self._authorise("resume", req)
         return self._wrap(self.resume)
+
+    async def _authorise(self, action: str, req: CommandRequest) -> None:
+        """The presence rule, answered by the access capability (which records it);
+        pause, cancel and e-stop never ask."""
+        if self.require_power:
+            await self.commands.call(
+                "authorise_start", {"action": action, "origin": req.origin, "actor": req.actor}
+            )
 
     async def _cmd_cancel(self, req: CommandRequest) -> dict[str, Any]:
         try:

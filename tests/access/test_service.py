@@ -367,6 +367,8 @@ async def test_commands_never_switch_the_relay_on(tmp_path: Path) -> None:
         "cancel_booking",
         "bookings",
         "lapsing",
+        "authorise_start",  # answers the presence rule; never switches anything on
+        "cut_power",
     }
     assert not FORBIDDEN & set(commands.names)
     real = make_config(tmp_path).model_copy(
@@ -398,3 +400,111 @@ async def test_disabled_access_answers_status_and_refuses_the_rest(tmp_path: Pat
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+# -- presence rule, hostile lists, live re-check ---------------------------------------------
+
+
+async def test_a_hostile_list_under_an_open_session_changes_nothing(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    """The measured failure: a list nested 100,000 deep took the service (and the relay,
+    under a member's open session) down, again at every restart."""
+    await gateway.present(ADA)
+    await until(lambda: gateway.relay_on)
+    deep = b'{"members": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    (tmp_path / "access.json").write_bytes(deep)
+    refused = await gateway.wait_for(AccessListUpdated, lambda e: not e.ok)
+    assert "nested too deeply" in (refused.error or "") and refused.members == 4
+    assert not gateway.task.done()
+    assert gateway.relay_on and gateway.service.status()["session"]["member_id"] == "m-ada"
+    assert gateway.service.status()["access_list"]["last_error"] == refused.error
+    (tmp_path / "access.json").write_bytes(b"\x1f\x8b" + b"\0" * 64)  # not even gzip
+    await gateway.wait_for(AccessListUpdated, lambda e: not e.ok and "corrupt" in (e.error or ""))
+    assert gateway.relay_on and not gateway.task.done()
+
+
+async def test_a_failing_source_is_restarted_and_never_stops_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever escapes a source (here a bug raising RuntimeError) is reported and the
+    source restarted; the open session and the relay are untouched."""
+    from gateway.access import sources
+
+    real = sources.make_source
+    failures = {"left": 1}
+
+    class Exploding(sources.AccessListSource):
+        description = "file:exploding"
+
+        def __init__(self, inner: sources.AccessListSource) -> None:
+            super().__init__()
+            self.inner = inner
+
+        async def updates(self) -> Any:
+            async for result in self.inner.updates():
+                yield result
+                if failures["left"]:
+                    failures["left"] -= 1
+                    raise RuntimeError("a bug in the source")
+
+    monkeypatch.setattr(
+        service_module, "make_source", lambda *a, **kw: Exploding(real(*a, **kw))
+    )
+    monkeypatch.setattr(service_module.Backoff, "next_delay", lambda self: 0.05)
+    gw = await start(tmp_path, monkeypatch)
+    try:
+        failed = await gw.wait_for(AccessListUpdated, lambda e: not e.ok)
+        assert "RuntimeError" in (failed.error or "")
+        await gw.present(ADA)
+        await until(lambda: gw.relay_on)
+        # The restarted source still delivers: a new list is applied.
+        (tmp_path / "access.json").write_bytes(access_list() + b"\n")
+        await until(lambda: len([e for e in gw.events(AccessListUpdated) if e.ok]) >= 2)
+        assert not gw.task.done() and gw.relay_on
+    finally:
+        await gw.stop()
+
+
+async def test_authorise_start_needs_a_session_and_records_who_started(
+    gateway: Gateway,
+) -> None:
+    args = {"action": "start", "origin": "web", "actor": "token:op"}
+    with pytest.raises(CommandError) as refused:
+        await gateway.commands.call("authorise_start", args)
+    assert refused.value.code == "no_session"
+    assert "badge in at the machine first" in refused.value.message
+    await gateway.present(ADA)
+    await until(lambda: gateway.relay_on)
+    answer = await gateway.commands.call("authorise_start", args)
+    assert answer["member_id"] == "m-ada" and answer["caller"] == "token:op"
+    await until(lambda: len(gateway.rows("access_job_starts")) == 1)
+    (row,) = gateway.rows("access_job_starts")
+    assert (row["caller"], row["member_id"], row["action"]) == ("web:token:op", "m-ada", "start")
+    assert row["session_id"] == gateway.service.status()["session"]["id"]
+
+
+async def test_a_job_that_starts_with_nobody_in_session_is_stopped(gateway: Gateway) -> None:
+    cancels: list[str] = []
+
+    async def cancel(request: Any) -> dict[str, Any]:
+        cancels.append(request.actor)
+        gateway.bus.publish(
+            JobFinished(
+                job_id=1,
+                file="box.gcode",
+                outcome="cancelled",
+                lines_done=0,
+                seconds=0.1,
+                resends=0,
+                errors=0,
+            )
+        )
+        return {"state": "cancelled"}
+
+    gateway.commands.register("cancel", cancel)  # the machine's command, as it answers it
+    gateway.bus.publish(JobStarted(job_id=1, file="box.gcode", lines=100, estimated_seconds=60))
+    await until(lambda: cancels == ["access:presence"])
+    await until(lambda: not gateway.service.status()["job_running"])
+    assert "Badge in at the machine first" in gateway.service.status()["last_denial"]
+    assert not gateway.relay_on

@@ -15,6 +15,7 @@ from gateway.access.session import (
     BadgeOut,
     BadgePresented,
     Buzz,
+    CutNow,
     Effect,
     EStop,
     InductionRecorded,
@@ -27,6 +28,7 @@ from gateway.access.session import (
     LockoutCleared,
     LockoutSet,
     LockoutUpdated,
+    MemberRevoked,
     RateLimited,
     Refused,
     RelayOff,
@@ -35,8 +37,12 @@ from gateway.access.session import (
     SessionOpened,
     ShowIndicator,
     Shutdown,
+    StartAllowed,
+    StartRefused,
     State,
+    StopJob,
     Tick,
+    may_start,
 )
 
 ADA = Member("m-ada", "Ada", {"laser-1": Role.USER})
@@ -192,20 +198,134 @@ def test_the_member_may_badge_back_in_while_their_job_finishes() -> None:
     assert am.state is State.IN_USE
 
 
-def test_job_started_during_grace_holds_the_relay_until_it_ends() -> None:
+def test_a_job_started_during_grace_is_stopped_and_never_holds_the_relay() -> None:
+    """The measured hole: a remote start one second after badge-out kept power on for
+    the whole job.  Now the job is stopped and the grace period ends on time."""
     am = opened_session(grace_period=10)
     am.handle(badge(ADA, 1.0))
-    am.handle(JobStarted(2.0))
+    effects = am.handle(JobStarted(2.0))
+    assert StopJob in kinds(effects)
+    assert am.relay_on and am.snapshot.job_member is None
+    assert am.handle(Tick(11.5))[0] == RelayOff("grace_period_over")
+    assert not am.relay_on
+
+
+def test_a_job_started_during_grace_under_remote_start_always_holds_the_relay() -> None:
+    am = opened_session(grace_period=10, remote_start="always")
+    am.handle(badge(ADA, 1.0))
+    assert StopJob not in kinds(am.handle(JobStarted(2.0)))
     assert am.handle(Tick(100.0)) == []
     assert am.relay_on
     assert am.handle(JobEnded(200.0))[0] == RelayOff("job_finished")
 
 
-def test_a_job_without_a_session_does_not_switch_anything() -> None:
+def test_a_job_without_a_session_is_stopped() -> None:
     am = machine()
-    assert am.handle(JobStarted(1.0)) == []
+    effects = am.handle(JobStarted(1.0))
+    assert kinds(effects) == [StopJob] and not am.relay_on
     effects = am.handle(badge(ADA, 2.0))
     assert RelayOn in kinds(effects) and am.state is State.IN_USE
+    assert am.snapshot.job_member == ADA.id
+
+
+def test_a_job_ending_during_the_grace_period_leaves_the_grace_running() -> None:
+    am = opened_session(grace_period=10)
+    am.handle(badge(ADA, 1.0))
+    am.handle(JobStarted(2.0))
+    assert RelayOff not in kinds(am.handle(JobEnded(3.0)))
+    assert am.relay_on and am.state is State.ENDING
+    assert am.handle(Tick(11.5))[0] == RelayOff("grace_period_over")
+
+
+# -- the presence rule for starting a job ------------------------------------------------
+
+
+def test_a_start_needs_a_member_in_session() -> None:
+    am = machine()
+    refused = may_start(am.snapshot, am.rules, at_machine=False)
+    assert isinstance(refused, StartRefused) and refused.reason == "no_session"
+    assert "badge in at the machine first" in refused.message
+    am.handle(badge(ADA, 0.0))
+    for at_machine in (True, False):
+        allowed = may_start(am.snapshot, am.rules, at_machine=at_machine)
+        assert allowed == StartAllowed(ADA.id, ADA.name)
+
+
+def test_a_start_in_the_grace_period_is_refused() -> None:
+    am = opened_session(grace_period=10)
+    am.handle(badge(ADA, 1.0))
+    assert am.relay_on
+    for at_machine in (True, False):
+        refused = may_start(am.snapshot, am.rules, at_machine=at_machine)
+        assert isinstance(refused, StartRefused) and refused.reason == "no_session"
+
+
+def test_remote_start_never_refuses_remote_callers_even_in_a_session() -> None:
+    am = opened_session(remote_start="never")
+    refused = may_start(am.snapshot, am.rules, at_machine=False)
+    assert isinstance(refused, StartRefused) and refused.reason == "remote_start_off"
+    assert may_start(am.snapshot, am.rules, at_machine=True) == StartAllowed(ADA.id, ADA.name)
+
+
+def test_remote_start_always_allows_a_powered_machine_without_a_session() -> None:
+    am = opened_session(remote_start="always", grace_period=10)
+    am.handle(badge(ADA, 1.0))
+    assert may_start(am.snapshot, am.rules, at_machine=False) == StartAllowed(None, None)
+    assert isinstance(may_start(am.snapshot, am.rules, at_machine=True), StartRefused)
+    am.handle(Tick(20.0))
+    assert isinstance(may_start(am.snapshot, am.rules, at_machine=False), StartRefused)
+
+
+# -- live re-check and the admin's cut -----------------------------------------------------
+
+
+def test_a_revoked_member_without_a_job_loses_power_at_once() -> None:
+    am = opened_session(grace_period=10)
+    effects = am.handle(MemberRevoked(ADA.id, "suspended", "Ada is suspended.", 5.0))
+    assert effects[0] == RelayOff("revoked")
+    c = closed(effects)
+    assert c.reason == "revoked" and c.message == "Ada is suspended."
+    assert not am.relay_on and am.state is State.LOCKED
+
+
+def test_a_revoked_members_job_finishes_by_the_job_rule() -> None:
+    am = opened_session(grace_period=10)
+    am.handle(JobStarted(1.0))
+    effects = am.handle(MemberRevoked(ADA.id, "expired", "Ada's membership ended.", 5.0))
+    assert kinds(effects)[0] is SessionClosed and RelayOff not in kinds(effects)
+    assert am.state is State.ENDING and am.relay_on
+    assert isinstance(may_start(am.snapshot, am.rules, at_machine=True), StartRefused)
+    assert am.handle(JobEnded(60.0))[0] == RelayOff("job_finished")
+
+
+def test_a_revoked_members_job_is_cut_when_badge_out_is_immediately() -> None:
+    am = opened_session(badge_out="immediately")
+    am.handle(JobStarted(1.0))
+    effects = am.handle(MemberRevoked(ADA.id, "suspended", "Suspended.", 5.0))
+    assert effects[0] == RelayOff("revoked") and not am.relay_on
+
+
+def test_revoking_someone_else_changes_nothing() -> None:
+    am = opened_session()
+    assert am.handle(MemberRevoked(BO.id, "suspended", "Bo is suspended.", 5.0)) == []
+    assert am.state is State.AUTHORISED
+
+
+def test_revoking_the_member_in_their_grace_period_ends_it() -> None:
+    am = opened_session(grace_period=10)
+    am.handle(badge(ADA, 1.0))
+    assert am.handle(MemberRevoked(ADA.id, "suspended", "x", 2.0)) == [
+        RelayOff("revoked"),
+        ShowIndicator("locked"),
+    ]
+
+
+def test_the_admin_cut_stops_power_under_a_finishing_job() -> None:
+    am = opened_session()
+    am.handle(JobStarted(1.0))
+    am.handle(MemberRevoked(ADA.id, "suspended", "x", 2.0))
+    effects = am.handle(CutNow("token:admin", 3.0))
+    assert effects[0] == RelayOff("admin_cut") and not am.relay_on
 
 
 # -- timeouts --------------------------------------------------------------------------
@@ -424,14 +544,18 @@ class AccessMachineRules(RuleBasedStateMachine):
         self.relay = False
         self.am = machine()
         self.inducted: set[str] = set()
+        self.revoked: set[str] = set()
 
     @initialize(
         badge_out=st.sampled_from(["after_job", "immediately"]),
         grace=st.sampled_from([0.0, 10.0]),
         idle=st.sampled_from([20.0, 50.0]),
         max_session=st.sampled_from([60.0, 200.0]),
+        remote_start=st.sampled_from(["with_session", "with_session", "never", "always"]),
     )
-    def setup(self, badge_out: str, grace: float, idle: float, max_session: float) -> None:
+    def setup(
+        self, badge_out: str, grace: float, idle: float, max_session: float, remote_start: str
+    ) -> None:
         self.am = machine(
             badge_out=badge_out,
             grace_period=grace,
@@ -440,10 +564,12 @@ class AccessMachineRules(RuleBasedStateMachine):
             trainer_window=30,
             denied_rate_limit=3,
             denied_window=20,
+            remote_start=remote_start,
         )
 
     def step(self, event: Input) -> list[Effect]:
         job_before = self.am.snapshot.job_running
+        attended_before = self.am.snapshot.job_member is not None
         effects = self.am.handle(event)
         for effect in effects:
             if isinstance(effect, RelayOn):
@@ -455,18 +581,32 @@ class AccessMachineRules(RuleBasedStateMachine):
                 assert self.relay, "relay switched off twice"
                 self.relay = False
                 if job_before and not isinstance(event, JobEnded):
-                    assert isinstance(event, SAFETY) or (
+                    assert isinstance(event, (*SAFETY, CutNow)) or (
                         (
                             self.am.rules.badge_out == "immediately"
-                            and isinstance(event, BadgePresented | BadgeOut)
+                            and isinstance(event, BadgePresented | BadgeOut | MemberRevoked)
                         )
                         or (isinstance(event, Tick) and effect.reason == "max_session")
+                        or (
+                            # a job started with nobody in session never holds the relay
+                            isinstance(event, Tick)
+                            and effect.reason == "grace_period_over"
+                            and not attended_before
+                        )
                     ), f"relay cut mid-job by {event}"
             elif isinstance(effect, SessionClosed) and effect.reason == "idle_timeout":
                 assert not job_before, "idle timeout fired during a job"
             elif isinstance(effect, InductionRecorded):
                 self.inducted.add(effect.member_id)
-        if isinstance(event, SAFETY):
+            elif isinstance(effect, StopJob):
+                assert isinstance(event, JobStarted)
+                assert self.am.snapshot.session is None, "a job in a session was stopped"
+        if isinstance(event, JobStarted) and not job_before:
+            assert (StopJob in kinds(effects)) == (
+                self.am.snapshot.session is None
+                and not (self.am.rules.remote_start == "always" and self.am.relay_on)
+            ), "a job with nobody in session was not stopped"
+        if isinstance(event, (*SAFETY, CutNow)):
             assert not self.relay and self.am.snapshot.session is None, f"{event} did not cut"
         return effects
 
@@ -476,6 +616,8 @@ class AccessMachineRules(RuleBasedStateMachine):
         if who is not None and who.id in self.inducted and who.role_on("laser-1") is None:
             who = Member(who.id, who.name, {"laser-1": Role.USER})
         event = badge(who, self.now)
+        if who is not None and who.id in self.revoked:
+            event = BadgePresented(Denied("suspended", "Suspended.", who), self.now)
         if (
             lockout
             and isinstance(event.decision, Granted)
@@ -491,6 +633,10 @@ class AccessMachineRules(RuleBasedStateMachine):
             decision: Granted | Denied = Denied("expired", "Expired.", EXPIRED)
         else:
             who = ADA if kind == "stale_user" else TRAINER
+            if who.id in self.revoked:
+                # The service decides and feeds a badge in one step: a grant can be
+                # stale against a lockout, never against the access list.
+                return
             decision = Granted(who, who.roles["laser-1"])
         self.step(BadgePresented(decision, self.now))
 
@@ -534,6 +680,30 @@ class AccessMachineRules(RuleBasedStateMachine):
     def badge_out(self) -> None:
         self.step(BadgeOut(self.now))
 
+    @rule(who=st.sampled_from([ADA, BO, TRAINER]))
+    def new_list_revokes(self, who: Member) -> None:
+        self.revoked.add(who.id)
+        self.step(MemberRevoked(who.id, "suspended", "Suspended.", self.now))
+
+    @rule()
+    def admin_cuts(self) -> None:
+        self.step(CutNow("admin", self.now))
+
+    @rule(at_machine=st.booleans())
+    def ask_to_start(self, at_machine: bool) -> None:
+        """The presence rule as the machine asks it; an allowed start then happens."""
+        s, rules = self.am.snapshot, self.am.rules
+        answer = may_start(s, rules, at_machine=at_machine)
+        if isinstance(answer, StartAllowed):
+            if s.session is None:
+                assert rules.remote_start == "always" and not at_machine and self.relay
+            else:
+                assert answer.member_id == s.session.member_id
+                assert at_machine or rules.remote_start != "never"
+            self.step(JobStarted(self.now))
+        else:
+            assert s.session is None or (not at_machine and rules.remote_start == "never")
+
     @invariant()
     def relay_matches_the_state(self) -> None:
         assert self.relay == self.am.relay_on
@@ -555,6 +725,7 @@ class AccessMachineRules(RuleBasedStateMachine):
         assert not s.tripped
         if s.session is not None:
             assert s.session.member_id in {m.id for m in PEOPLE if m} - {"m-nia"} | self.inducted
+            assert s.session.member_id not in self.revoked
             assert self.now - s.session.started_at < rules.max_session
             if not s.job_running:
                 assert self.now - s.session.last_activity < rules.idle_timeout
@@ -565,6 +736,26 @@ class AccessMachineRules(RuleBasedStateMachine):
             if not s.job_running:
                 assert s.lockout is None and s.grace_until is not None
                 assert self.now < s.grace_until <= self.now + rules.grace_period + 120
+
+    @invariant()
+    def power_needs_a_present_member_except_a_job_finishing_under_its_rule(self) -> None:
+        """The presence rule: with nobody in session the relay is on only for a job that
+        started in a member's session and finishes under ``badge_out = after_job``, or
+        for the bounded grace period (which a job started without a member never extends)."""
+        s, rules = self.am.snapshot, self.am.rules
+        if s.session is not None and s.job_running:
+            assert s.job_member == s.session.member_id
+        if not self.relay or s.session is not None:
+            return
+        assert s.previous is not None
+        if s.grace_until is None:
+            assert s.job_running, "relay held with no job and no grace period"
+            if rules.remote_start != "always":
+                assert rules.badge_out == "after_job"
+                assert s.job_member == s.previous.member_id, "relay held for an unattended job"
+        else:
+            assert self.now < s.grace_until <= self.now + rules.grace_period + 120
+            assert s.previous.member_id not in self.revoked, "grace kept for a revoked member"
 
     @invariant()
     def lockout_state_means_relay_off(self) -> None:

@@ -381,9 +381,9 @@ async def test_job_start_pause_resume_cancel_and_history(tmp_path: Path, kit: An
         op = {"Authorization": f"Bearer {kit.new_token(g, 'op', _scope('operate'))}"}
         async with kit.client(g) as c, kit.client(g, kit.KIOSK) as kiosk:
             await upload(c, "long.gcode", kit.gcode_file(200), op)
-            # The machine is powered only during a badge session.
+            # A job starts only while a member is badged in at the machine.
             r = await c.post("/api/jobs", headers=op, json={"file": "long.gcode"})
-            assert_error(r, 409, "not_powered")
+            assert_error(r, 409, "no_session")
             await present(kiosk, kit.ADA)
             await kit.wait_for(lambda: g.machine.status()["powered"])
             assert_error(await c.post("/api/jobs/current/pause", headers=op), 409, "no_job")

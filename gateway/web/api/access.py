@@ -198,6 +198,14 @@ async def clear_lockout(
     return await ctx.gw.commands.call("clear_lockout", args, origin="web", actor=caller.actor)
 
 
+@router.post("/access/cut-power", responses=responses(409, 503, 504))
+async def cut_power(ctx: Web, caller: Admin) -> dict[str, Any]:
+    """Cut the machine's power now, even under a job that would finish by its rule
+    (a member suspended mid-job, say).  The job is stopped as by a power cut."""
+    require_access(ctx)
+    return await ctx.gw.commands.call("cut_power", origin="web", actor=caller.actor)
+
+
 @router.post("/badge-out", responses=responses(409, 503, 504))
 async def badge_out(ctx: Web, caller: Operator) -> dict[str, Any]:
     """End the current member's session, as if they had badged again."""

@@ -35,6 +35,8 @@
     lockout: "Session ended: the machine was locked out.",
     interlock: "Session ended: a safety interlock opened.",
     estop: "Session ended by the emergency stop.", takeover: "Handed over after induction.",
+    revoked: "Session ended: the access list no longer allows it.",
+    admin_cut: "Power was cut by an administrator.",
   };
 
   // -- helpers ------------------------------------------------------------------------
@@ -200,10 +202,22 @@
     el.classList.toggle("alarm", m.state === "estop" || m.state === "error");
   }
 
+  // -- presence: how a job ended, shown whoever is (or is not) at the machine --------------
+
+  function resultText(r) {
+    const why = r.reason && r.reason !== r.outcome ? ": " + r.reason : "";
+    return r.outcome === "completed" ? "\u2714 " + r.file + " finished in " + duration(r.seconds) + "."
+      : r.outcome === "cancelled" ? r.file + " was cancelled."
+      : r.outcome === "estop" ? r.file + " was stopped by the emergency stop."
+      : r.file + " failed" + why + ".";
+  }
+
   function renderLocked() {
     const a = S.access || {};
     const note = $("locked-note");
     let text = lockedNote;
+    // A job that finished after its member badged out: say how it ended.
+    if (lastResult) text = (text ? text + " " : "") + resultText(lastResult);
     if (a.state === "ending" && a.ending) {
       text = a.ending.waiting_for_job
         ? "Finishing " + a.ending.member_name + "'s job."
@@ -258,13 +272,8 @@
     } else if (lastResult) {
       const r = lastResult;
       const ok = r.outcome === "completed";
-      const why = r.reason && r.reason !== r.outcome ? ": " + r.reason : "";
       banner.className = "banner " + (ok ? "ok" : r.outcome === "cancelled" ? "info" : "bad");
-      $("session-banner-text").textContent = ok
-        ? "\u2714 " + r.file + " finished in " + duration(r.seconds) + "."
-        : r.outcome === "cancelled" ? r.file + " was cancelled."
-        : r.outcome === "estop" ? r.file + " was stopped by the emergency stop."
-        : r.file + " failed" + why + ".";
+      $("session-banner-text").textContent = resultText(r);
       $("reset").hidden = true;
       banner.hidden = false;
     } else {
@@ -350,17 +359,20 @@
     $("job-done-at").textContent = paused ? "\u2013" : clockIn(job.eta_seconds);
     renderReadings();
 
+    // Presence rule: anyone at the machine may pause or cancel; resuming, like
+    // starting, needs a member badged in.
     const allowed = mayAct();
     const session = S.access && S.access.session;
-    $("pause").hidden = paused || !allowed;
+    $("pause").hidden = paused;
     $("resume").hidden = !paused || !allowed;
-    $("cancel").hidden = !allowed;
+    $("cancel").hidden = false;
     $("job-badge-out").hidden = !session;
     const note = $("job-note");
     if (!allowed) {
       const a = S.access || {};
       const who = (a.ending && a.ending.member_name) || "The member";
-      note.textContent = who + " has badged out. Power goes off when this job ends.";
+      note.textContent = who + " has badged out. Power goes off when this job ends. " +
+        (paused ? "Badge in to resume it, or cancel it." : "Anyone may pause or cancel it.");
       note.hidden = false;
     } else {
       note.hidden = true;
@@ -485,7 +497,10 @@
       lastResult = null;
       if (S.access) S.access.session = { member_id: d.member_id, member_name: d.member_name, role: d.role };
     });
-    on("session_ended", (d) => { lockedNote = END_TEXT[d.reason] || "Session ended."; });
+    on("session_ended", (d) => {
+      lockedNote = d.message || END_TEXT[d.reason] || "Session ended.";
+      if (d.message) showDenial(d.message);
+    });
     on("lockout", (d) => {
       if (S.access) S.access.lockout = d.active ? { reason: d.reason, by: d.by } : null;
     });
