@@ -554,7 +554,13 @@ def _end(s: Snapshot, reason: CloseReason, at: float, rules: MachineRules) -> Re
         return replace(s, state=State.ENDING, session=None, previous=s.session, grace_until=None), [
             closed
         ]
-    if not s.job_running and rules.grace_period > 0 and s.lockout is None:
+    # No grace for a supervised member whose supervisor left: they had theirs.
+    if (
+        not s.job_running
+        and rules.grace_period > 0
+        and s.lockout is None
+        and reason != "supervisor_left"
+    ):
         return replace(
             s,
             state=State.ENDING,

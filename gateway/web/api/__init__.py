@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.web.api import access, files, jobs, live, machine, tokens
+from gateway.web.api import access, access_policy, files, jobs, live, machine, tokens
 
 
 def routers() -> list[APIRouter]:
@@ -17,6 +17,7 @@ def routers() -> list[APIRouter]:
         files.router,
         jobs.router,
         access.router,
+        access_policy.router,
         tokens.router,
         live.router,
     ]
