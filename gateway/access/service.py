@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -371,6 +372,11 @@ class AccessService(Service):
             case ListFetched(access_list=access_list, source=name, etag=etag):
                 log.info("access list from %s applied: %d members", name, len(access_list))
                 self._set_list(access_list)
+                # A large list is hundreds of thousands of long-lived objects; left in the
+                # collector's generations, each full collection walks them all and stalls
+                # the loop (a badge waits).  Frozen, they are skipped; they hold no
+                # reference cycles, so a replaced list is still freed by reference counting.
+                gc.freeze()
                 self._list_source, self._list_error = name, None
                 self._write(
                     partial(
