@@ -36,6 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from gateway.access import policy_effects
 from gateway.access import session as core
 from gateway.access.config import AccessConfig, load_site_secret
 from gateway.access.errors import AccessError
@@ -44,7 +45,6 @@ from gateway.access.events import (
     AccessListReceived,
     AccessListUpdated,
     AccessState,
-    InductionRecorded,
     LockoutChanged,
     NextBooking,
     RelayChanged,
@@ -473,30 +473,15 @@ class AccessService(Service):
         self.policy.set_list_bookings(access_list.bookings)
         if confirmed := self.policy.confirmed(access_list):
             log.info("the access list now has %d induction(s) granted here", len(confirmed))
-            self._write(
-                partial(_mark_confirmed, machine_id=self.machine_id, members=confirmed)
+            confirm = partial(
+                policy_effects.mark_confirmed, machine_id=self.machine_id, members=confirmed
             )
+            self._write(confirm)
         self._effective = access_list.with_inductions(self.machine_id, self.policy.grants)
         self._publish_next_booking()
 
     def _publish_next_booking(self) -> None:
-        b = self.policy.upcoming(datetime.now(UTC))
-        event = NextBooking(
-            machine_id=self.machine_id,
-            booking_id=b.id if b else None,
-            member_name=b.member_name if b else None,
-            start=b.start.isoformat() if b else None,
-            end=b.end.isoformat() if b else None,
-            in_force=b is not None and b.covers(datetime.now(UTC)),
-        )
-        last = self._next_booking
-        if last is None or (last.booking_id, last.in_force, last.end) != (
-            event.booking_id,
-            event.in_force,
-            event.end,
-        ):
-            self._next_booking = event
-            self.bus.publish(event)
+        policy_effects.publish_next_booking(self)
 
     def _decide(self, uid: str) -> Decision:
         try:
@@ -584,48 +569,10 @@ class AccessService(Service):
             case core.RateLimited(message=message):
                 self._last_denial = message
                 self.bus.publish(AccessDenied(reason="rate_limited", message=message))
-            case core.InductionRecorded(trainer_id=trainer_id, member_id=member_id, level=level):
-                log.info(
-                    "induction on %s: %s by trainer %s at level %s",
-                    self.machine_id,
-                    member_id,
-                    trainer_id,
-                    level or "default",
-                )
-                self.policy.grant(member_id, level, datetime.now(UTC))
-                self._effective = self._list.with_inductions(self.machine_id, self.policy.grants)
-                self._write(
-                    partial(
-                        AccessStore.record_induction,
-                        trainer_id=trainer_id,
-                        member_id=member_id,
-                        at=_wall(),
-                        level=level,
-                    )
-                )
-                self._pusher.wake()
-                trainer, member = self._list.by_id(trainer_id), self._list.by_id(member_id)
-                self.bus.publish(
-                    InductionRecorded(
-                        trainer_id=trainer_id,
-                        member_id=member_id,
-                        machine_id=self.machine_id,
-                        level=level,
-                        trainer_name=trainer.name if trainer else None,
-                        member_name=member.name if member else None,
-                    )
-                )
+            case core.InductionRecorded():
+                policy_effects.induction_recorded(self, effect)
             case core.SupervisionChanged():
-                log.info("supervision of %s: %s", effect.member_id, effect.message)
-                event = SupervisionChanged(
-                    member_id=effect.member_id,
-                    supervisor_id=effect.supervisor_id,
-                    supervisor_name=effect.supervisor_name,
-                    message=effect.message,
-                    ends_in=effect.ends_in,
-                )
-                self._supervision = event
-                self.bus.publish(event)
+                policy_effects.supervision_changed(self, effect)
             case core.LockoutUpdated(active=active, reason=lockout_reason, by=by):
                 log.warning(
                     "lockout %s by %s%s",
@@ -778,32 +725,7 @@ class AccessService(Service):
             },
             "readers": sorted(self._readers),
             "pending_inductions": len(self.policy.grants),
-            "policy": self._policy_status(now),
-        }
-
-    def _policy_status(self, now: float) -> dict[str, Any]:
-        snap = self.machine.snapshot
-        session = snap.session
-        trainer = snap.trainer
-        lost = snap.supervision_lost_at
-        return {
-            "level": session.level if session else None,
-            "supervised": bool(session and session.supervised),
-            "supervisor": session.supervisor_name if session else None,
-            "supervision_ends_in": None
-            if lost is None
-            else round(max(0.0, lost + self.config.policy.supervision_grace - now), 1),
-            "supervision_message": self._supervision.message if self._supervision else None,
-            "notice": self._notice,
-            "next_booking": self.policy.next_booking(datetime.now(UTC)),
-            "levels": list(self.policy.tiers.names),
-            "grant_window": None
-            if trainer is None or session is None or session.member_id != trainer.trainer_id
-            else {
-                "level": trainer.level,
-                "seconds_left": round(max(0.0, trainer.until - now), 1),
-            },
-            "lone_working": self.config.policy.lone_working,
+            "policy": policy_effects.status(self, now),
         }
 
     async def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -972,16 +894,6 @@ class AccessService(Service):
             )
         reader.present(uid)
         return {"presented": True, "reader": reader.name}
-
-
-def _mark_confirmed(store: AccessStore, *, machine_id: str, members: set[str]) -> None:
-    """Inductions granted here that the membership system's list now shows."""
-    ids = [
-        i.id
-        for i in store.unsynced_inductions()
-        if i.machine_id == machine_id and i.member_id in members
-    ]
-    store.mark_inductions_synced(ids)
 
 
 def _fields(state: AccessState) -> tuple[object, ...]:
