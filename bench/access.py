@@ -131,7 +131,9 @@ async def bench(swipes: int, members: int, bookings: int) -> None:
             outputs = gw.access._outputs
             assert outputs is not None
             relay = outputs.relay
-            # The presence rule: the job starts in a member's session.
+            # The presence rule: the job starts in a member's session (a job started
+            # with nobody badged in is stopped at once).  The swipes then begin with
+            # a badge-out.
             reader.present(BADGE)
             while not relay.is_on:
                 await asyncio.sleep(0.01)
@@ -140,7 +142,7 @@ async def bench(swipes: int, members: int, bookings: int) -> None:
             for i in range(swipes):
                 before = relay.is_on
                 t0 = time.perf_counter()
-                reader.present("04A1B2C3")
+                reader.present(BADGE)
                 while relay.is_on == before:
                     await asyncio.sleep(0)
                     if time.perf_counter() - t0 > 2.0:

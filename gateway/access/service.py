@@ -88,8 +88,10 @@ log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL = 60.0
 _IDLE_MACHINE_STATES = frozenset({"idle", "disconnected", "error"})
 #: Refusals that end an open session when a new list brings them (live re-check).
+#: ``locked_out`` here means a maintainer's session under lockout whose member the new
+#: list no longer makes a maintainer.
 REVOKING_REASONS = frozenset(
-    {"unknown_badge", "suspended", "expired", "not_yet_valid", "not_inducted"}
+    {"unknown_badge", "suspended", "expired", "not_yet_valid", "not_inducted", "locked_out"}
 )
 
 StoreWrite = Callable[[AccessStore], object]

@@ -670,6 +670,7 @@ class MachineService(Service):
             raise CommandError("bad_gcode", str(err)) from err
         if not cleaned:
             raise CommandError("bad_args", "the line is empty after removing comments")
+        await self._authorise("gcode", req)  # a console move is motion like a job
         self._require_connected().send_command(cleaned)
         return {"sent": cleaned}
 

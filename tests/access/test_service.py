@@ -117,11 +117,13 @@ class Gateway:
             await self.task
 
 
-async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **rules: Any) -> Gateway:
+async def start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, wait_list: bool = True, **rules: Any
+) -> Gateway:
     factory = MockFactory()
     monkeypatch.setattr(service_module, "make_pin_factory", lambda kind, **_: factory)
     list_path = tmp_path / "access.json"
-    if not list_path.exists():
+    if wait_list and not list_path.exists():
         list_path.write_bytes(access_list())
     bus, commands = EventBus(), CommandRouter()
     svc = AccessService(
@@ -140,7 +142,7 @@ async def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **rules: Any) -
     async with asyncio.timeout(5):
         await svc.ready.wait()
     gw = Gateway(svc, commands, bus, factory, tmp_path / "gateway.db", seen, task)
-    await gw.wait_for(AccessListUpdated, lambda e: e.ok)
+    await gw.wait_for(AccessListUpdated, lambda e: e.ok if wait_list else True)
     return gw
 
 
@@ -508,3 +510,65 @@ async def test_a_job_that_starts_with_nobody_in_session_is_stopped(gateway: Gate
     await until(lambda: not gateway.service.status()["job_running"])
     assert "Badge in at the machine first" in gateway.service.status()["last_denial"]
     assert not gateway.relay_on
+
+
+async def test_the_maintainers_list_is_kept_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the membership system unreachable, the stored list (maintainers included)
+    keeps working across a restart: a maintainer can badge in under a lockout and
+    clear it, nobody else can."""
+    gw = await start(tmp_path, monkeypatch)
+    await gw.commands.call("lockout", {"reason": "belt replaced"})
+    await until(lambda: len(gw.rows("access_lockout")) == 1)
+    await gw.stop()
+    (tmp_path / "access.json").unlink()  # the source is down
+    gw = await start(tmp_path, monkeypatch, wait_list=False)
+    try:
+        failed = await gw.wait_for(AccessListUpdated, lambda e: not e.ok)
+        assert "does not exist" in (failed.error or "")
+        assert gw.service.status()["access_list"]["members"] == 4
+        await gw.present(ADA)
+        assert (await gw.wait_for(AccessDenied)).reason == "locked_out"
+        await gw.present(MAX)
+        await until(lambda: gw.relay_on)
+        assert gw.service.status()["session"]["member_id"] == "m-max"
+        await gw.commands.call("clear_lockout")
+        assert gw.service.status()["lockout"] is None
+    finally:
+        await gw.stop()
+
+
+async def test_a_maintainer_demoted_by_a_new_list_loses_the_locked_out_machine(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    await gateway.commands.call("lockout", {"reason": "belt replaced"})
+    await gateway.present(MAX)
+    await until(lambda: gateway.relay_on)
+    demoted = json.loads(access_list())
+    for member in demoted["members"]:
+        if member["id"] == "m-max":
+            member["machines"] = {"*": "user"}
+    (tmp_path / "access.json").write_text(json.dumps(demoted))
+    ended = await gateway.wait_for(SessionEnded, lambda e: e.reason == "revoked")
+    assert ended.member_id == "m-max" and "locked out" in ended.message
+    await until(lambda: not gateway.relay_on)
+
+
+def test_remote_start_always_is_warned_about_at_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="gateway.access.service"):
+        AccessService(
+            make_config(tmp_path), "laser-1", tmp_path / "db", EventBus(), CommandRouter()
+        )
+    assert "remote_start" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="gateway.access.service"):
+        AccessService(
+            make_config(tmp_path, remote_start="always"),
+            "laser-1",
+            tmp_path / "db",
+            EventBus(),
+            CommandRouter(),
+        )
+    assert 'remote_start = "always"' in caplog.text and "nobody badged in" in caplog.text

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from gateway.access.config import FileSourceConfig
 from gateway.access.events import SessionEnded
+from gateway.commands import CommandError
 from gateway.config import GatewayConfig
 from gateway.daemon import Gateway
 from gateway.web.auth import Scope
@@ -181,7 +183,11 @@ async def test_a_suspended_member_loses_the_machine_when_the_list_arrives(
                 ended.append(e)
             assert ended and ended[-1].reason == "revoked"
             assert "unpaid fees" in ended[-1].message
-            sessions = await g.access.sessions()
+            for _ in range(200):  # the record is written on the store's own thread
+                sessions = await g.access.sessions()
+                if sessions[0]["end_reason"] is not None:
+                    break
+                await asyncio.sleep(0.02)
             assert sessions[0]["end_reason"] == "revoked"
             # The badge is refused from now on.
             await _present(kiosk, kit.ADA)
@@ -213,3 +219,43 @@ async def test_a_revoked_members_job_finishes_unless_the_admin_cuts_now(
             await kit.wait_for(lambda: g.machine.job is not None and g.machine.job.finished)
             assert g.machine.job is not None and g.machine.job.state.value == "failed"
             _error(await c.post("/api/access/cut-power", headers=admin), 409, "already_off")
+
+
+async def test_a_job_that_slips_past_the_check_is_stopped_and_never_holds_power(
+    tmp_path: Path, kit: Any
+) -> None:
+    """If a job starts with nobody in session anyway (the member badged out between the
+    check and the start; here the machine's own start_job, bypassing the command), the
+    access capability stops it and the grace period still ends on time."""
+    config = _with_rules(kit.make_config(tmp_path / "s", time_scale=1.0), grace_period=3.0)
+    async with kit.running_gateway(config) as g:
+        op = {"Authorization": f"Bearer {kit.new_token(g, 'op', Scope.OPERATE)}"}
+        async with kit.client(g) as c, kit.client(g, kit.KIOSK) as kiosk:
+            await _upload(c, "long.gcode", kit.gcode_file(2000), op)
+            await _present(kiosk, kit.ADA)
+            await kit.wait_for(lambda: _session(g) is not None)
+            await kit.wait_for(lambda: g.machine.status()["powered"])
+            await _present(kiosk, kit.ADA)
+            await kit.wait_for(lambda: _session(g) is None)
+            assert _relay(g) and g.machine.status()["powered"]  # the grace period
+            job = await g.machine.start_job("long.gcode")
+            await kit.wait_for(lambda: job.finished, what="the unattended job to be stopped")
+            assert job.state.value == "cancelled"
+            await kit.wait_for(lambda: not _relay(g), 8.0, "the grace period to end")
+            assert g.access is not None
+            assert "Badge in at the machine first" in g.access.status()["last_denial"]
+
+
+async def test_console_gcode_needs_a_member_at_the_machine_too(tmp_path: Path, kit: Any) -> None:
+    """MQTT ``cmd/send_gcode`` moves the machine like a job does."""
+    async with kit.running_gateway(kit.make_config(tmp_path / "s")) as g:
+        with pytest.raises(CommandError) as refused:
+            await g.commands.call("send_gcode", {"line": "G28"}, origin="mqtt", actor="ha")
+        assert refused.value.code == "no_session"
+        async with kit.client(g, kit.KIOSK) as kiosk:
+            await _present(kiosk, kit.ADA)
+            await kit.wait_for(lambda: _session(g) is not None)
+        sent = await g.commands.call("send_gcode", {"line": "G28"}, origin="mqtt", actor="ha")
+        assert sent == {"sent": "G28"}
+        await kit.wait_for(lambda: bool(_job_starts(g)), what="the record")
+        assert _job_starts(g)[-1]["caller"] == "mqtt:ha"

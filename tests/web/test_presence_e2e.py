@@ -9,6 +9,7 @@ resume is refused, and the screen says how the job ended.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -83,5 +84,41 @@ async def test_a_remote_start_without_a_session_is_refused(tmp_path: Path, kit: 
                 await page.screenshot(path=str(SHOTS / "presence-02-how-the-job-ended.png"))
             finally:
                 await remote.dispose()
+        finally:
+            await browser.close()
+
+
+async def test_a_suspension_arriving_mid_session_is_shown_with_its_reason(
+    tmp_path: Path, kit: Any
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    config = kit.make_config(tmp_path / "state")
+    async with kit.running_gateway(config) as gw, async_playwright() as pw:
+        assert gw.web is not None
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 800, "height": 480})
+            await page.goto(f"http://127.0.0.1:{gw.web.port}/")
+            await expect(page.locator("#live-dot.live")).to_be_visible()
+            await page.locator("#sim-panel button", has_text="Ada Lovelace").click()
+            await expect(page.locator("#screen-session")).to_be_visible()
+            members = [
+                dict(m, suspended="safety briefing overdue") if m["id"] == "m-ada" else m
+                for m in kit.DEMO_MEMBERS
+            ]
+            doc = {
+                "version": 1,
+                "generated_at": "2030-01-01T00:00:00Z",
+                "count": len(members),
+                "members": members,
+            }
+            list_path = tmp_path / "state" / "demo-members.json"
+            list_path.write_text(json.dumps(doc))
+            await expect(page.locator("#screen-locked")).to_be_visible(timeout=10_000)
+            await expect(page.locator("#denial")).to_contain_text("safety briefing overdue")
+            await expect(page.locator("#locked-note")).to_contain_text("suspended")
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SHOTS / "presence-03-suspended-mid-session.png"))
         finally:
             await browser.close()
