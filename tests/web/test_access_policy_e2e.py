@@ -115,6 +115,7 @@ async def test_supervision_expiry_and_bookings_at_the_kiosk(tmp_path: Path, kit:
             await expect(page.locator("#policy-note")).to_contain_text("ends in")
             await page.screenshot(path=str(SHOTS / "policy-03-supervisor-left.png"))
             await expect(page.locator("#screen-locked")).to_be_visible(timeout=15_000)
+            await expect(page.locator("#locked-note")).to_contain_text("no supervisor was present")
             assert not gw.access.status()["relay_on"]  # type: ignore[union-attr]
 
             # With no supervisor present any more, Bob is refused again.

@@ -37,6 +37,8 @@
     estop: "Session ended by the emergency stop.", takeover: "Handed over after induction.",
     revoked: "Session ended: the access list no longer allows it.",
     admin_cut: "Power was cut by an administrator.",
+    handover: "Handed over to the member you supervise.",
+    supervisor_left: "Session ended: no supervisor was present.",
   };
 
   // -- helpers ------------------------------------------------------------------------
