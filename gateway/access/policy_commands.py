@@ -34,6 +34,8 @@ from gateway.commands import CommandError, CommandRequest, CommandRouter
 if TYPE_CHECKING:
     from gateway.access.service import AccessService
 
+MAX_LAPSING_DAYS = 3650
+
 
 def _when(value: Any, name: str) -> datetime:
     if not isinstance(value, str):
@@ -133,10 +135,12 @@ def register_policy_commands(service: AccessService, commands: CommandRouter) ->
         }
 
     async def lapsing(request: CommandRequest) -> dict[str, Any]:
-        try:
-            days = int(request.args.get("days", 30))
-        except (TypeError, ValueError):
-            raise CommandError("bad_args", "days must be a whole number") from None
+        raw = request.args.get("days", 30)
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_LAPSING_DAYS:
+            raise CommandError(
+                "bad_args", f"days must be a whole number from 0 to {MAX_LAPSING_DAYS}"
+            )
+        days = raw
         now = datetime.now(UTC)
         rows = await asyncio.to_thread(service.policy.lapsing, service._effective, now, days)
         return {"rule": service.config.policy.expiry.rule, "days": days, "members": rows}

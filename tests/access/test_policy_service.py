@@ -534,3 +534,27 @@ async def test_presence_and_bookings_over_mqtt(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("lapsing", {"days": 10**100}),
+        ("lapsing", {"days": "30"}),
+        ("lapsing", {"days": float("inf")}),
+        ("book", {"member_id": "m-bo", "start": 5, "end": None}),
+        ("book", {"member_id": "m-bo", "start": "9999-12-31T23:00", "end": "not a date"}),
+        ("book", {"member_id": ["m-bo"]}),
+        ("choose_grant_level", {"level": {"a": 1}}),
+        ("cancel_booking", {"id": ["x"] * 1000}),
+    ],
+)
+async def test_hostile_command_arguments_get_clear_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, args: dict[str, Any]
+) -> None:
+    async with running(tmp_path, monkeypatch, config(tmp_path)) as rig:
+        with pytest.raises(CommandError) as err:
+            await rig.commands.call(name, args, origin="mqtt")
+        assert err.value.code in {"bad_args", "not_found", "no_trainer", "booking_conflict"}
+        assert err.value.message
+        assert rig.service.status()["running"]
