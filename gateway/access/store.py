@@ -725,7 +725,7 @@ class AccessStore:
                         member_name=_text(row, "member_name"),
                         start=datetime.fromisoformat(_text(row, "start")),
                         end=datetime.fromisoformat(_text(row, "end")),
-                        source=f"local:{row.get('made_by') or 'admin'}",
+                        source=str(row.get("made_by") or "admin"),
                     )
                 )
             except (_Corrupt, ValueError) as err:

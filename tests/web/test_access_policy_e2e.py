@@ -168,3 +168,55 @@ async def _denials(gw: Any) -> list[dict[str, Any]]:
     assert store is not None
     rows: list[dict[str, Any]] = await asyncio.to_thread(store.denials, 10)
     return rows
+
+
+async def test_admins_see_who_is_about_to_lapse_and_manage_bookings(
+    tmp_path: Path, kit: Any
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    base_config = kit.make_config(tmp_path / "s", web={"kiosk_addresses": ["192.0.2.1"]})
+    assert base_config.access.source.type == "file"
+    doc = {
+        "version": 1,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "count": 4,
+        "members": policy_list(kit),
+    }
+    base_config.access.source.path.write_text(json.dumps(doc))
+    policy = PolicyConfig(expiry={"rule": "disuse", "days": 90, "warn_days": 14})
+    config = base_config.model_copy(
+        update={"access": base_config.access.model_copy(update={"policy": policy})}
+    )
+    async with kit.running_gateway(config) as gw, async_playwright() as pw:
+        secret = kit.new_token(gw, "desk-admin", Scope.ADMIN)
+        assert gw.web is not None
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await page.goto(f"http://127.0.0.1:{gw.web.port}/admin")
+            await page.fill("#token", secret)
+            await page.click("#login-form button")
+            await expect(page.locator("#who-text")).to_contain_text("desk-admin")
+            await page.click("nav button[data-tab=access]")
+            await expect(page.locator("#lapsing")).to_contain_text("Ada Lovelace (m-ada)")
+            await expect(page.locator("#lapsing")).to_contain_text("9")
+            await expect(page.locator("#lapsing-rule")).to_contain_text("disuse")
+
+            await page.fill("#booking-member", "m-eve")
+            await page.fill("#booking-start", "2030-05-01T13:00")
+            await page.fill("#booking-end", "2030-05-01T15:00")
+            await page.click("#booking-form button")
+            await expect(page.locator("#bookings")).to_contain_text("Eve Booker (m-eve)")
+            # An overlapping booking is refused with the one it overlaps.
+            await page.fill("#booking-member", "m-ada")
+            await page.fill("#booking-start", "2030-05-01T14:00")
+            await page.fill("#booking-end", "2030-05-01T16:00")
+            await page.click("#booking-form button")
+            await expect(page.locator("#booking-error")).to_contain_text("overlaps")
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SHOTS / "policy-05-admin.png"), full_page=True)
+            await page.locator("#bookings button", has_text="Cancel").click()
+            await expect(page.locator("#bookings")).not_to_contain_text("Eve Booker")
+        finally:
+            await browser.close()
