@@ -105,7 +105,7 @@ def register_policy_commands(service: AccessService, commands: CommandRouter) ->
         end = _when(request.args.get("end"), "end")
         made_by = f"{request.origin}:{request.actor or 'admin'}"
         try:
-            booking = service.policy.new_booking(service._list, member_id, start, end, made_by)
+            booking = service.policy.new_booking(service._effective, member_id, start, end, made_by)
         except BookingError as err:
             raise CommandError("booking_conflict", str(err)) from None
         service.policy.add_local(booking)

@@ -558,3 +558,25 @@ async def test_hostile_command_arguments_get_clear_errors(
         assert err.value.code in {"bad_args", "not_found", "no_trainer", "booking_conflict"}
         assert err.value.message
         assert rig.service.status()["running"]
+
+
+async def test_bookings_and_grants_made_here_survive_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    async with running(tmp_path, monkeypatch, config(tmp_path)) as rig:
+        await rig.admitted(TESS)
+        await rig.commands.call("choose_grant_level", {"level": "supervised"})
+        started = await rig.admitted(NIA)  # not inducted: granted "supervised" by Tess
+        assert started.supervisor_id == "m-tess"
+        await until(lambda: len(rig.rows("access_inductions")) == 1)
+        await rig.commands.call(
+            "book",
+            {"member_id": "m-nia", "start": iso(start), "end": iso(start + timedelta(hours=1))},
+        )
+        await until(lambda: len(rig.rows("access_bookings")) == 1)
+    async with running(tmp_path, monkeypatch, config(tmp_path)) as rig:
+        assert (await rig.denied(IVY)).reason == "booked"
+        # Nia's grant counts after the restart, at its level: she needs a supervisor.
+        assert (await rig.denied(NIA)).reason == "needs_supervision"
+        assert rig.service.status()["pending_inductions"] == 1

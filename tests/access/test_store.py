@@ -248,3 +248,30 @@ def test_cli_entry(store: AccessStore, db_path: Path, tmp_path: Path) -> None:
         sessions_export(
             db_path, out, since=datetime(2024, 2, 1), until=datetime(2024, 1, 1), usage=False
         )
+
+
+def test_a_database_from_before_the_access_policy_gains_its_columns(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(db_path) as old:
+        old.execute(
+            "CREATE TABLE access_members (id TEXT PRIMARY KEY, name TEXT, roles TEXT, "
+            "valid_from TEXT, valid_until TEXT, suspended TEXT, badge_hashes TEXT)"
+        )
+        old.execute(
+            "CREATE TABLE access_inductions (id INTEGER PRIMARY KEY, trainer_id TEXT, "
+            "member_id TEXT, machine_id TEXT, at FLOAT, synced INTEGER)"
+        )
+        old.execute(
+            "INSERT INTO access_inductions (trainer_id, member_id, machine_id, at, synced) "
+            "VALUES ('m-t', 'm-1', 'laser-1', 1.0, 0)"
+        )
+    store = AccessStore.open(db_path, "laser-1")
+    try:
+        (ind,) = store.unsynced_inductions()
+        assert (ind.member_id, ind.level, ind.pushed) == ("m-1", None, False)
+        store.record_induction(trainer_id="m-t", member_id="m-2", at=2.0, level="supervised")
+        assert [i.level for i in store.unsynced_inductions()] == [None, "supervised"]
+        store.mark_inductions_pushed([ind.id])
+        assert [i.pushed for i in store.unsynced_inductions()] == [True, False]
+    finally:
+        store.close()
