@@ -437,7 +437,7 @@ class AccessService(Service):
         if revoked is None:
             return
         reason, message = revoked
-        if snap.session is None and snap.job_running:
+        if snap.session is None and snap.grace_until is None:
             return  # their job finishes under its rule; nothing more to end
         log.warning(
             "the new access list no longer admits %s (%s): ending their session",

@@ -653,9 +653,10 @@ def _revoke(s: Snapshot, member_id: str, message: str, at: float, rules: Machine
         s.state is State.ENDING
         and s.previous is not None
         and s.previous.member_id == member_id
-        and not s.job_running
+        and s.grace_until is not None
     ):
-        # No grace period for a member who may no longer use the machine.
+        # No grace period for a member who may no longer use the machine (a job started
+        # in it, with nobody in session, is being stopped and holds nothing).
         return replace(s, state=_resting(s), previous=None, grace_until=None), [
             RelayOff("revoked")
         ]

@@ -589,8 +589,8 @@ class AccessMachineRules(RuleBasedStateMachine):
                         or (isinstance(event, Tick) and effect.reason == "max_session")
                         or (
                             # a job started with nobody in session never holds the relay
-                            isinstance(event, Tick)
-                            and effect.reason == "grace_period_over"
+                            isinstance(event, Tick | MemberRevoked)
+                            and effect.reason in ("grace_period_over", "revoked")
                             and not attended_before
                         )
                     ), f"relay cut mid-job by {event}"
