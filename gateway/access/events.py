@@ -84,6 +84,18 @@ class InductionRecorded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InductionsPending(Event):
+    """The inductions granted here that no access list has shown yet, re-sent at start-up
+    and every ``access.policy.grants.resend_interval`` while there are any, so a
+    membership system that missed an ``induction`` event still gets them.  Each entry:
+    ``id``, ``trainer_id``, ``member_id``, ``machine_id``, ``level``, ``at``."""
+
+    topic = "inductions_pending"
+    machine_id: str
+    inductions: tuple[dict[str, object], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SupervisionChanged(Event):
     """A supervised session's supervisor changed or left (``ends_in`` s of grace left)."""
 

@@ -14,6 +14,11 @@ the queue there::
 A 2xx answer marks the rows pushed; anything else is retried with the shared
 backoff, and rows survive restarts.  A row stays in the queue (``synced`` 0)
 until an access list shows the induction, so the machine honours it meanwhile.
+
+Over MQTT the whole queue is also re-announced as an ``inductions_pending``
+event at start-up and every ``resend_interval`` while it is not empty: a
+membership system that was offline when the ``induction`` event went out (a
+subscriber without a persistent session misses it) still gets every grant.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import logging
 
 import httpx
 
+from gateway.access.events import InductionsPending
 from gateway.access.policy_config import GrantsConfig
 from gateway.access.store import AccessStore
 from gateway.backoff import Backoff
+from gateway.bus import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +114,16 @@ class GrantPusher:
                 backoff.reset()
                 if result is None:
                     await self._sleep(IDLE_CHECK)
+
+
+async def announce_pending(
+    store: AccessStore, bus: EventBus, machine_id: str, interval: float
+) -> None:
+    """Publish the unconfirmed grants now and every ``interval`` seconds while any remain."""
+    while True:
+        queue = await asyncio.to_thread(store.unsynced_inductions)
+        mine = tuple(i.as_dict() for i in queue if i.machine_id == machine_id)
+        if mine:
+            log.info("re-announcing %d induction(s) not yet in the access list", len(mine))
+            bus.publish(InductionsPending(machine_id=machine_id, inductions=mine))
+        await asyncio.sleep(interval)

@@ -78,6 +78,9 @@ class GrantsConfig(_Section):
     token: SecretStr | None = Field(default=None, description="Sent as a Bearer token")
     timeout: float = Field(default=10.0, gt=0)
     retry_max: float = Field(default=600.0, ge=1)
+    resend_interval: float = Field(
+        default=3600.0, ge=10, description="Re-announce unconfirmed grants over MQTT this often"
+    )
 
 
 DEFAULT_LEVELS = (

@@ -52,7 +52,7 @@ from gateway.access.events import (
     SessionStarted,
     SupervisionChanged,
 )
-from gateway.access.grants import GrantPusher
+from gateway.access.grants import GrantPusher, announce_pending
 from gateway.access.interlocks import Interlock
 from gateway.access.members import (
     AccessList,
@@ -234,6 +234,14 @@ class AccessService(Service):
                         tg.create_task(self._play_buzzes(outputs))
                         if self._pusher.enabled:
                             tg.create_task(self._pusher.run(store), name="grant-webhook")
+                        tg.create_task(
+                            announce_pending(
+                                store,
+                                self.bus,
+                                self.machine_id,
+                                self.config.policy.grants.resend_interval,
+                            )
+                        )
                         tg.create_task(self._stop_unattended_jobs())
             finally:
                 self._readers = {}

@@ -32,6 +32,7 @@ from gateway.access.events import (
     AccessDenied,
     AccessListUpdated,
     InductionRecorded,
+    InductionsPending,
     NextBooking,
     SessionEnded,
     SessionStarted,
@@ -510,6 +511,21 @@ async def test_presence_and_bookings_over_mqtt(
                 assert answer["ok"] and answer["result"]["can_supervise"] is True
                 assert (await rig.admitted(SAM)).supervisor_name == "Ivy"
                 await rig.present(SAM)
+                # A grant at the machine reaches the broker as an event, with both members.
+                await rig.admitted(TESS)
+                await rig.commands.call("choose_grant_level", {"level": "supervised"})
+                await rig.admitted(NIA)
+                async with asyncio.timeout(10):
+                    async for msg in client.messages:
+                        if msg.topic.value.endswith("/event/induction"):
+                            grant = json.loads(bytes(msg.payload))  # type: ignore[arg-type]
+                            break
+                assert (grant["member_id"], grant["trainer_id"], grant["level"]) == (
+                    "m-nia",
+                    "m-tess",
+                    "supervised",
+                )
+                await rig.present(NIA)
                 bad = await call("presence", {"member_id": "m-ivy", "event": "in", "source": "x"})
                 assert not bad["ok"] and bad["error"]["code"] == "unknown_source"
                 start = datetime.now(UTC) - timedelta(minutes=1)
@@ -580,3 +596,11 @@ async def test_bookings_and_grants_made_here_survive_a_restart(
         # Nia's grant counts after the restart, at its level: she needs a supervisor.
         assert (await rig.denied(NIA)).reason == "needs_supervision"
         assert rig.service.status()["pending_inductions"] == 1
+        # ...and is announced again for a membership system that missed it.
+        await until(lambda: bool(rig.events(InductionsPending)))
+        (pending,) = rig.events(InductionsPending)[0].inductions
+        assert (pending["member_id"], pending["trainer_id"], pending["level"]) == (
+            "m-nia",
+            "m-tess",
+            "supervised",
+        )
