@@ -52,7 +52,9 @@ Rules, in the order a reviewer will ask about them:
   session ends ``supervision_grace`` seconds later (``supervisor_left``) by the
   job rule, unless another supervisor is present or turns up first.
 - Lone working: with ``lone_working`` a session starts only while at least one
-  other member is present.
+  other member is present; when the last one leaves (or their sighting runs out)
+  the member is warned and the session ends ``supervision_grace`` seconds later
+  (``alone``) by the job rule, unless someone turns up first.
 - Grants: a trainer in their window may choose the level to grant
   (:class:`GrantLevelChosen`); the next badge of a member below that level, not
   inducted, or with a lapsed induction records an induction at that level and
@@ -198,6 +200,9 @@ def transition(
     match event:
         case BadgePresented(decision=decision, at=at):
             new, effects = _badge(s, decision, at, rules, policy)
+            # A supervisor badging off may have been the member's last company.
+            new, company = _company(new, at, rules, policy)
+            effects += company
         case BadgeOut(at=at):
             new, effects = _end(s, "badge_out", at, rules) if s.session else (s, [])
         case JobStarted():
@@ -232,9 +237,13 @@ def transition(
         case PresenceSeen(sighting=sighting, at=at):
             seen = replace(s, presence=s.presence.add(sighting))
             new, effects = _supervision(seen, at, rules, policy)
+            new, company = _company(new, at, rules, policy)
+            effects += company
         case PresenceLeft(member_id=member_id, at=at):
             gone = replace(s, presence=s.presence.remove(member_id))
             new, effects = _supervision(gone, at, rules, policy)
+            new, company = _company(new, at, rules, policy)
+            effects += company
         case GrantLevelChosen(level=level, rank=rank, supervised=supervised):
             trainer = s.trainer
             if trainer is None or s.session is None or s.session.member_id != trainer.trainer_id:
@@ -281,6 +290,7 @@ def _cut(s: Snapshot, reason: CloseReason, at: float) -> Result:
         previous=None,
         grace_until=None,
         supervision_lost_at=None,
+        alone_since=None,
     ), effects
 
 
@@ -288,17 +298,17 @@ def _end(s: Snapshot, reason: CloseReason, at: float, rules: MachineRules) -> Re
     """A normal end (badge-out, idle, max session, supervisor gone): the relay may be held."""
     assert s.session is not None
     closed = _closed(s.session, reason, at)
-    s = replace(s, supervision_lost_at=None)
+    s = replace(s, supervision_lost_at=None, alone_since=None)
     if s.job_running and rules.badge_out == "after_job":
         return replace(s, state=State.ENDING, session=None, previous=s.session, grace_until=None), [
             closed
         ]
-    # No grace for a supervised member whose supervisor left: they had theirs.
+    # No grace for a member whose supervisor or company left: they had theirs.
     if (
         not s.job_running
         and rules.grace_period > 0
         and s.lockout is None
-        and reason != "supervisor_left"
+        and reason not in ("supervisor_left", "alone")
     ):
         return replace(
             s,
@@ -499,6 +509,7 @@ def _open(
         grace_until=None,
         trainer=trainer,
         supervision_lost_at=None,
+        alone_since=None,
         job_member=member.id if s.job_running else None,
     ), effects
 
@@ -591,6 +602,45 @@ def _supervision(
     ]
 
 
+def _company(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) -> Result:
+    """Lone working during a session: warn when the member is left alone in the space and
+    end the session ``supervision_grace`` seconds later (``alone``) by the job rule."""
+    session = s.session
+    if session is None or not policy.lone_working:
+        return s, []
+    alone = s.presence.others(at, excluding=session.member_id) < 1
+    if not alone:
+        if s.alone_since is None:
+            return s, []
+        return replace(s, alone_since=None), [
+            SupervisionChanged(
+                session.member_id,
+                session.supervisor_id,
+                session.supervisor_name,
+                "Someone else is in the space again.",
+                None,
+            )
+        ]
+    grace = policy.supervision_grace
+    if s.alone_since is not None:
+        if at - s.alone_since >= grace:
+            return _end(s, "alone", at, rules)
+        return s, []
+    if grace <= 0:
+        return _end(s, "alone", at, rules)
+    after = " (a running job finishes first)" if s.job_running else ""
+    message = (
+        "You are now alone in the space and this machine needs two members: your session "
+        f"ends in {math.ceil(grace)} s{after} unless someone else badges in."
+    )
+    return replace(s, alone_since=at), [
+        SupervisionChanged(
+            session.member_id, session.supervisor_id, session.supervisor_name, message, grace
+        ),
+        Buzz("warning"),
+    ]
+
+
 NO_MEMBER_FOR_JOB = (
     "Nobody is badged in at the machine, so the job was stopped. "
     "Badge in at the machine first, then start the job."
@@ -672,6 +722,9 @@ def _tick(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) ->
     s = replace(s, presence=s.presence.prune(at, keep=keep))
     match s.state:
         case State.AUTHORISED | State.IN_USE:
+            s, company = _company(s, at, rules, policy)
+            if company:
+                return s, company
             assert s.session is not None
             if (
                 s.supervision_lost_at is not None

@@ -37,6 +37,7 @@ CloseReason = Literal[
     "takeover",
     "handover",
     "supervisor_left",
+    "alone",
     "revoked",
     "admin_cut",
 ]
@@ -268,7 +269,8 @@ class InductionRecorded:
 @dataclass(frozen=True, slots=True)
 class SupervisionChanged:
     """The supervised session's supervisor changed, left (``ends_in`` seconds of
-    grace remain) or came back; ``message`` is for the screen."""
+    grace remain) or came back; under lone working, the member was left alone in the
+    space or has company again.  ``message`` is for the screen."""
 
     member_id: str
     supervisor_id: str | None
@@ -355,6 +357,8 @@ class Snapshot:
     denials: tuple[float, ...] = ()
     presence: Presence = NOBODY
     supervision_lost_at: float | None = None
+    #: Under lone working: when the member in session was last left alone in the space.
+    alone_since: float | None = None
     #: The member whose session the running job started in; None if it started with
     #: nobody in session (it is being stopped) or no job is running.
     job_member: str | None = None

@@ -168,6 +168,25 @@ def test_lone_working_needs_a_second_member_in_the_space() -> None:
     assert of(am.handle(badge(IVY, 5)), Refused)[0].reason == "lone_working"
 
 
+def test_lone_working_warns_then_ends_the_session_when_the_last_one_leaves() -> None:
+    am = make(lone_working=True, supervision_grace=30.0, badge_out="after_job")
+    am.handle(door(JO, 0, supervises=False))
+    am.handle(badge(IVY, 1))
+    (warning,) = of(am.handle(PresenceLeft("m-jo", 2)), SupervisionChanged)
+    assert "alone in the space" in warning.message and warning.ends_in == 30.0
+    # Someone arrives in time: the session goes on.
+    (back,) = of(am.handle(door(NIA, 10, supervises=False)), SupervisionChanged)
+    assert back.ends_in is None
+    assert not of(am.handle(Tick(100)), SessionClosed)
+    # Their sighting runs out: alone again; a running job finishes under its rule.
+    am.handle(JobStarted(101))
+    assert of(am.handle(Tick(3700)), SupervisionChanged)
+    effects = am.handle(Tick(3731))
+    assert of(effects, SessionClosed)[0].reason == "alone"
+    assert am.state is State.ENDING and am.relay_on
+    assert of(am.handle(JobEnded(3800)), RelayOff)
+
+
 def test_a_trainer_grants_the_level_they_pick() -> None:
     am = make(trainer_window=60)
     am.handle(badge(TESS, 0))
@@ -292,6 +311,15 @@ class SupervisionRules(RuleBasedStateMachine):
             assert snap.session is not None
         if snap.state is State.ENDING:
             assert snap.job_running or snap.grace_until is not None
+
+    @invariant()
+    def lone_working_sessions_have_company_or_are_ending(self) -> None:
+        snap = self.am.snapshot
+        s = snap.session
+        alone = s is not None and snap.presence.others(self.now, excluding=s.member_id) < 1
+        if alone and self.am.policy.lone_working:
+            assert snap.alone_since is not None
+            assert self.now - snap.alone_since < self.am.policy.supervision_grace
 
     @invariant()
     def supervised_sessions_are_supervised_or_ending(self) -> None:

@@ -39,6 +39,7 @@
     admin_cut: "Power was cut by an administrator.",
     handover: "Handed over to the member you supervise.",
     supervisor_left: "Session ended: no supervisor was present.",
+    alone: "Session ended: this machine needs two members in the space.",
   };
 
   // -- helpers ------------------------------------------------------------------------
