@@ -123,6 +123,23 @@ async def test_supervision_expiry_and_bookings_at_the_kiosk(tmp_path: Path, kit:
             await expect(page.locator("#denial")).to_contain_text("needs a supervisor")
             await page.click("#denial")
 
+            # A trainer (here the maintainer) picks the level to grant; Bob's next badge
+            # promotes him to independent and hands him the machine.
+            await badge(kit.MAX)
+            levels = page.locator("#grant-levels")
+            await expect(levels).to_be_visible()
+            await expect(levels.locator("button")).to_have_count(3)
+            for box in [await b.bounding_box() for b in await levels.locator("button").all()]:
+                assert box is not None and box["height"] >= 48 and box["width"] >= 48
+            await levels.locator("button", has_text="independent").click()
+            await expect(levels.locator("button.chosen")).to_have_text("independent")
+            await page.screenshot(path=str(SHOTS / "policy-04-grant-level.png"))
+            await badge(kit.BOB)
+            await expect(page.locator("#hello")).to_contain_text("Bob")
+            await expect(page.locator("#policy-note")).to_be_hidden()  # independent now
+            await badge(kit.BOB)
+            await expect(page.locator("#screen-locked")).to_be_visible(timeout=15_000)
+
             # The desk books the machine for Eve from now: shown and enforced.
             start = datetime.now(UTC) - timedelta(minutes=1)
             remote = await pw.request.new_context(
@@ -142,7 +159,7 @@ async def test_supervision_expiry_and_bookings_at_the_kiosk(tmp_path: Path, kit:
                 await expect(page.locator("#next-booking")).to_have_text(
                     f"Booked for Eve Booker until {end_local}."
                 )
-                await page.screenshot(path=str(SHOTS / "policy-04-booked.png"))
+                await page.screenshot(path=str(SHOTS / "policy-05-booked.png"))
                 await badge(kit.ADA)
                 await expect(page.locator("#denial")).to_contain_text(
                     f"Booked for Eve Booker until {end_local}"
@@ -215,7 +232,7 @@ async def test_admins_see_who_is_about_to_lapse_and_manage_bookings(
             await page.click("#booking-form button")
             await expect(page.locator("#booking-error")).to_contain_text("overlaps")
             SHOTS.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(SHOTS / "policy-05-admin.png"), full_page=True)
+            await page.screenshot(path=str(SHOTS / "policy-06-admin.png"), full_page=True)
             await page.locator("#bookings button", has_text="Cancel").click()
             await expect(page.locator("#bookings")).not_to_contain_text("Eve Booker")
         finally:

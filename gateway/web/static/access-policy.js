@@ -13,6 +13,7 @@
   let notice = null;       // the expiry warning of the session now open
   let supervision = null;  // {message, until (ms) | null}
   let tick = 0;
+  let windowTimer = 0;
 
   // -- elements, created here so the template needs only the script tag ------------------
 
@@ -121,6 +122,9 @@
         supervision = { message: P.supervision_message || "", until: Date.now() + P.supervision_ends_in * 1000 };
       }
       if (P.notice && !notice) notice = P.notice;
+      // The trainer's window closes by itself: look again when it should have.
+      clearTimeout(windowTimer);
+      if (P.grant_window) windowTimer = setTimeout(refresh, P.grant_window.seconds_left * 1000 + 500);
     } catch (err) {
       return;
     }
