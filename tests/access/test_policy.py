@@ -338,3 +338,44 @@ def test_decide_then_judge_keeps_the_first_refusal() -> None:
     assert isinstance(first, Denied) and first.reason == "unknown_badge"
     policy = MachinePolicy.build("laser-1", "laser", PolicyConfig(), BookingBook("laser-1", ()))
     assert judge(first, policy, NOW, None) is first
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["2026-12-01", "2026-12-01T13:00:00+01:00", "m-ada", "laser-1", "user"]),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(
+        st.sampled_from(
+            ["id", "machine", "member_id", "start", "end", "role", "level", "inducted_at", "x"]
+        ),
+        children,
+        max_size=6,
+    ),
+    max_leaves=20,
+)
+
+
+@given(bookings=JSON, induction=JSON)
+def test_any_bookings_or_induction_entry_parses_or_is_refused_cleanly(
+    bookings: Any, induction: Any
+) -> None:
+    body = json.dumps(
+        {
+            "version": 1,
+            "generated_at": "2026-11-30T00:00:00Z",
+            "count": 1,
+            "members": [member({"laser-1": induction})],
+            "bookings": bookings,
+        }
+    ).encode()
+    try:
+        lst = parse_access_list(body, SECRET)
+    except AccessListError as err:
+        assert str(err)
+    else:
+        assert len(lst) == 1
+        check_overlaps(lst.bookings)
