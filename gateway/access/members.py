@@ -63,6 +63,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -358,10 +359,34 @@ def _parse_member(raw: Any, index: int, secret: bytes) -> Member:
     )
 
 
+_MAX_NUMBER_CHARS = 32
+
+
+def _json_int(text: str) -> int:
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise AccessListError(
+            f"access list holds a number of {len(text)} digits; no field takes one that long"
+        )
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text[: _MAX_NUMBER_CHARS + 1])
+    if len(text) > _MAX_NUMBER_CHARS or not math.isfinite(value):
+        raise AccessListError(f"access list holds a number out of range ({text[:20]})")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise AccessListError(f"access list holds {name}, which is not a JSON number")
+
+
 def parse_access_list(raw: bytes | str, secret: bytes) -> AccessList:
     """Validate a whole access list document; raise :class:`AccessListError` if unusable."""
     try:
-        doc = json.loads(raw)
+        doc = json.loads(
+            raw, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
+        )
     except RecursionError:
         # json's C scanner honours the recursion limit: a hostile "[[[[..." ends here.
         raise AccessListError(
@@ -369,7 +394,6 @@ def parse_access_list(raw: bytes | str, secret: bytes) -> AccessList:
             "check the export from the membership system"
         ) from None
     except (ValueError, UnicodeDecodeError) as err:
-        # ValueError also covers integers of more than sys.get_int_max_str_digits() digits.
         raise AccessListError(
             f"access list is not valid JSON ({err}); it may be truncated - "
             "check the export from the membership system"

@@ -148,8 +148,10 @@ class AccessService(Service):
         self._commands = commands
         self._job_stops: asyncio.Queue[str] = asyncio.Queue(maxsize=4)
         # Subscribed now, before telemetry connects, so the retained list is not missed.
+        # Only the newest list matters: one waiting at most (the bus drops the older),
+        # so a burst of large payloads cannot pile up in memory.
         self._list_events: Subscription[AccessListReceived] | None = (
-            bus.subscribe(AccessListReceived, maxsize=4)
+            bus.subscribe(AccessListReceived, maxsize=1)
             if config.enabled and config.source.type == "mqtt"
             else None
         )
@@ -742,6 +744,12 @@ class AccessService(Service):
         store = self._running_store()
         records = await asyncio.to_thread(store.sessions, limit)
         return [r.as_dict() for r in records]
+
+    async def job_starts(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Job starts, resumes and console commands with their caller and the member present."""
+        store = self._running_store()
+        rows = await asyncio.to_thread(store.job_starts, limit)
+        return [{**r, "at": _iso(r["at"])} for r in rows]
 
     async def usage(self) -> list[dict[str, Any]]:
         store = self._running_store()

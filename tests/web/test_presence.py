@@ -125,6 +125,11 @@ async def test_a_remote_start_needs_a_member_at_the_machine(tmp_path: Path, kit:
             (start,) = _job_starts(g)
             assert start["action"] == "start" and start["caller"] == "web:token:op"
             assert start["member_id"] == "m-ada" and start["session_id"]
+            r = await c.get("/api/access/job-starts", headers=op)
+            assert r.status_code == 200, r.text
+            (listed,) = r.json()["job_starts"]
+            assert listed["caller"] == "web:token:op" and listed["member_id"] == "m-ada"
+            assert listed["at"].startswith("20")
             # Ada badges out: the job finishes under the after_job rule; the token may
             # pause it, but not resume it with nobody present.
             await _present(kiosk, kit.ADA)

@@ -198,6 +198,24 @@ async def clear_lockout(
     return await ctx.gw.commands.call("clear_lockout", args, origin="web", actor=caller.actor)
 
 
+class JobStarts(BaseModel):
+    job_starts: list[dict[str, Any]] = Field(
+        description="Newest first: at, action (start | resume | gcode), caller "
+        "(e.g. web:token:NAME, mqtt:CLIENT, kiosk), session_id and member_id of the member "
+        "present (null only under remote_start = always)"
+    )
+
+
+@router.get("/access/job-starts")
+async def job_starts(
+    ctx: Web, caller: Reporter, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> JobStarts:
+    """Who started or resumed each job, and which member was badged in at the time."""
+    require_access(ctx)
+    assert ctx.access is not None
+    return JobStarts(job_starts=await ctx.access.job_starts(limit))
+
+
 @router.post("/access/cut-power", responses=responses(409, 503, 504))
 async def cut_power(ctx: Web, caller: Admin) -> dict[str, Any]:
     """Cut the machine's power now, even under a job that would finish by its rule
