@@ -91,7 +91,17 @@ _IDLE_MACHINE_STATES = frozenset({"idle", "disconnected", "error"})
 #: ``locked_out`` here means a maintainer's session under lockout whose member the new
 #: list no longer makes a maintainer.
 REVOKING_REASONS = frozenset(
-    {"unknown_badge", "suspended", "expired", "not_yet_valid", "not_inducted", "locked_out"}
+    {
+        "unknown_badge",
+        "suspended",
+        "expired",
+        "not_yet_valid",
+        "not_inducted",
+        "locked_out",
+        # The policy's: an induction the new list shows as lapsed.  A booking never
+        # revokes a session already open.
+        "induction_lapsed",
+    }
 )
 
 StoreWrite = Callable[[AccessStore], object]
@@ -430,9 +440,9 @@ class AccessService(Service):
         probe = "0" * 64
         alone = AccessList([replace(member, badge_hashes=frozenset({probe}))])
         lockout = self.machine.snapshot.lockout
-        decision = decide(
-            alone, probe, self.machine_id, datetime.now(UTC), lockout.reason if lockout else None
-        )
+        now = datetime.now(UTC)
+        decision = decide(alone, probe, self.machine_id, now, lockout.reason if lockout else None)
+        decision = self.policy.judge(decision, now)
         if isinstance(decision, Denied) and decision.reason in REVOKING_REASONS:
             return decision.reason, decision.message
         return None

@@ -604,3 +604,19 @@ async def test_bookings_and_grants_made_here_survive_a_restart(
             "m-tess",
             "supervised",
         )
+
+
+async def test_a_new_list_showing_a_lapsed_induction_ends_the_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(tmp_path, expiry={"rule": "duration", "days": 30})
+    async with running(tmp_path, monkeypatch, cfg) as rig:
+        await rig.admitted(BO)  # inducted 5 days ago
+        people = members()
+        people[5]["machines"]["laser-1"]["inducted_at"] = iso(NOW - timedelta(days=45))
+        rig.list_path.write_bytes(list_doc(people))
+        ended = await rig.next(SessionEnded)
+        assert ended.reason == "revoked"
+        await until(lambda: not rig.relay_on)
+        denial = await rig.denied(BO)
+        assert denial.reason == "induction_lapsed" and "inductions last 30 days" in denial.message
