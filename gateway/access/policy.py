@@ -42,12 +42,6 @@ class MachinePolicy:
     used_bookings: frozenset[str] = frozenset()
     tz: tzinfo | None = None
 
-    @classmethod
-    def build(
-        cls, machine_id: str, machine_label: str, config: PolicyConfig, book: BookingBook
-    ) -> MachinePolicy:
-        return cls(machine_id, machine_label, config, Tiers(config), book)
-
 
 def judge(
     decision: Decision,

@@ -49,6 +49,3 @@ class Tiers:
 
     def can_supervise(self, level: str) -> bool:
         return self.rank(level) >= self.supervisor_rank
-
-    def label(self, level: str) -> str:
-        return level.replace("_", " ")

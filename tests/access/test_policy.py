@@ -26,6 +26,7 @@ from gateway.access.members import (
 from gateway.access.policy import MachinePolicy, judge
 from gateway.access.policy_config import ExpiryConfig, PolicyConfig
 from gateway.access.policy_state import PolicyState
+from gateway.access.tiers import Tiers
 
 SECRET = b"policy-tests-secret-0123456789"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -336,7 +337,8 @@ def test_decide_then_judge_keeps_the_first_refusal() -> None:
     lst = parse_access_list(doc([{**member({}), "suspended": "unpaid"}]), SECRET)
     first = decide(lst, "0" * 64, "laser-1", NOW, None)
     assert isinstance(first, Denied) and first.reason == "unknown_badge"
-    policy = MachinePolicy.build("laser-1", "laser", PolicyConfig(), BookingBook("laser-1", ()))
+    config = PolicyConfig()
+    policy = MachinePolicy("laser-1", "laser", config, Tiers(config), BookingBook("laser-1", ()))
     assert judge(first, policy, NOW, None) is first
 
 
