@@ -13,9 +13,11 @@ with a body :func:`parse_announcement` checks::
 
     {"member_id": "m-17", "event": "in" | "out", "source": "door" | "<gateway id>"}
 
-A gateway's own ``session_started`` / ``session_ended`` event payloads are
-accepted as they are (``{"member_id": ..., "machine_id": ...}`` with
-``"event": "session_started"``), so a broker bridge can forward them unchanged.
+Another gateway's ``event/session_started`` payload is accepted as the
+command's ``args`` as it is (its ``type`` names the event, its ``machine_id``
+the source), so a small relay (Node-RED, a script) only wraps it:
+``{"request_id": <its event_id>, "args": <the payload>}``.  A session ending
+there is not the member leaving the space; their sighting simply runs out.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def parse_announcement(args: Mapping[str, Any]) -> Announcement:
     member_id = args.get("member_id")
     if not isinstance(member_id, str) or not member_id.strip() or len(member_id) > 64:
         raise PresenceError("presence needs member_id (the member's id in the access list)")
-    event = args.get("event")
+    event = args.get("event", args.get("type"))
     if not isinstance(event, str) or event not in _EVENTS:
         raise PresenceError(
             "presence needs event = 'in' or 'out' (or a gateway's 'session_started' / "
@@ -109,10 +111,9 @@ def parse_announcement(args: Mapping[str, Any]) -> Announcement:
     source = args.get("source", args.get("machine_id"))
     if not isinstance(source, str) or not source.strip() or len(source) > 64:
         raise PresenceError("presence needs source: 'door' or the announcing gateway's machine id")
-    # A gateway's session_ended is not the member leaving the space: they may be
-    # walking over to supervise; their sighting simply runs out.
     return Announcement(member_id.strip(), _EVENTS[event], source.strip())
 
 
 def session_event(args: Mapping[str, Any]) -> bool:
-    return args.get("event") in ("session_started", "session_ended")
+    """Is this another gateway's session event (rather than a door's in/out)?"""
+    return args.get("event", args.get("type")) in ("session_started", "session_ended")

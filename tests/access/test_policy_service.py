@@ -273,10 +273,20 @@ async def test_presence_from_unknown_places_and_bad_bodies_is_refused(
             with pytest.raises(CommandError) as err:
                 await rig.commands.call("presence", args, origin="mqtt")
             assert err.value.code == code
-        # A nearby gateway's session_started payload counts as it is.
+        # A nearby gateway's session_started event payload counts as it is.
         await rig.commands.call(
             "presence",
-            {"member_id": "m-ivy", "event": "session_started", "machine_id": "laser-2"},
+            {
+                "schema": 1,
+                "event_id": "laser-2-00042",
+                "ts": "2026-11-30T10:00:00Z",
+                "machine_id": "laser-2",
+                "type": "session_started",
+                "session_id": "abc",
+                "member_id": "m-ivy",
+                "member_name": "Ivy",
+                "role": "user",
+            },
             origin="mqtt",
         )
         assert (await rig.admitted(SAM)).supervisor_id == "m-ivy"
