@@ -23,10 +23,6 @@ from gateway.access.session import SessionPolicy
 from gateway.access.tiers import Tiers
 
 
-def _local_zone() -> tzinfo | None:
-    return datetime.now().astimezone().tzinfo
-
-
 class PolicyState:
     """Bookings, usage and grants for one machine, and :func:`judge` with them."""
 
@@ -34,7 +30,8 @@ class PolicyState:
         self.machine_id = machine_id
         self.config = config
         self.tiers = Tiers(config)
-        self.tz = tz if tz is not None else _local_zone()
+        # None: the system's local time at each instant, summer time included.
+        self.tz = tz
         self.list_bookings: tuple[Booking, ...] = ()
         self.local_bookings: list[Booking] = []
         self.ignored_bookings: list[str] = []
