@@ -266,6 +266,7 @@ class AccessService(Service):
                 self._writer.shutdown(wait=True)
                 self._writer = None
             store.close()
+            gc.unfreeze()  # what was frozen with the lists may be collected again
 
     async def _restore(self, store: AccessStore) -> None:
         def read() -> tuple[list[str], AccessList | None, LockoutRecord | None, dict[str, Any]]:
