@@ -204,6 +204,16 @@ def transition(
             new, company = _company(new, at, rules, policy)
             effects += company
         case BadgeOut(at=at):
+            if s.session is not None and s.session.can_supervise:
+                # Badged out at the screen: still here for a while, able to supervise.
+                here = Sighting(
+                    s.session.member_id,
+                    s.session.member_name,
+                    True,
+                    at + policy.supervision_window,
+                    "here",
+                )
+                s = replace(s, presence=s.presence.add(here))
             new, effects = _end(s, "badge_out", at, rules) if s.session else (s, [])
         case JobStarted():
             new, effects = _job_started(s, rules)

@@ -15,6 +15,7 @@ from gateway.access.members import Denied, Granted, Member, Role
 from gateway.access.presence_feed import Sighting
 from gateway.access.session import (
     AccessMachine,
+    BadgeOut,
     BadgePresented,
     Effect,
     GrantLevelChosen,
@@ -94,6 +95,13 @@ def test_a_supervisor_who_badged_here_within_the_window_admits_them() -> None:
     # After the window nobody counts as present any more.
     (refused,) = of(am.handle(badge(SAM, 700)), Refused)
     assert refused.reason == "needs_supervision"
+
+
+def test_a_long_session_badged_out_at_the_screen_still_counts_as_present() -> None:
+    am = make(window=600.0, max_session=10_000, idle_timeout=10_000)
+    am.handle(badge(IVY, 0))
+    am.handle(BadgeOut(5000))  # two hours later, with the screen's button
+    assert of(am.handle(badge(SAM, 5010)), SessionOpened)[0].supervisor_id == "m-ivy"
 
 
 def test_a_supervisor_in_session_hands_the_machine_over() -> None:
