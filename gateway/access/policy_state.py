@@ -195,6 +195,22 @@ class PolicyState:
             del self.grants[member_id]
         return done
 
+    def contradiction(self, access_list: AccessList) -> str | None:
+        """Why this machine cannot use ``access_list``, naming the entry; None if it can.
+
+        A level this machine does not define on an entry for this machine is refused
+        (a misspelt "supervized" must not pass as the default level).
+        """
+        for index, m in enumerate(access_list.members):
+            level = m.inductions.get(self.machine_id, Induction()).level
+            if level is not None and not self.tiers.known(level):
+                return (
+                    f"member #{index + 1} (id {m.id!r}): machine {self.machine_id!r}: level "
+                    f"{level!r} is not one of this machine's levels "
+                    f"({', '.join(self.tiers.names)}); fix the list or [access.policy] levels"
+                )
+        return None
+
     def level_choice(self, level: str) -> tuple[str, int, bool]:
         if not self.tiers.known(level):
             raise ValueError(

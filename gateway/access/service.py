@@ -391,6 +391,10 @@ class AccessService(Service):
             await asyncio.sleep(backoff.next_delay())
 
     def _on_source_result(self, result: SourceResult) -> None:
+        if isinstance(result, ListFetched) and (
+            problem := self.policy.contradiction(result.access_list)
+        ):
+            result = ListFailed(result.source, problem)
         match result:
             case ListFetched(access_list=access_list, source=name, etag=etag):
                 log.info("access list from %s applied: %d members", name, len(access_list))

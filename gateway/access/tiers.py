@@ -37,12 +37,15 @@ class Tiers:
         return self._rank.get(level, 0)
 
     def level_of(self, role: Role, explicit: str | None) -> str:
-        """The member's effective level from their role and the list's level, if any."""
+        """The member's effective level from their role and the list's level, if any.
+
+        A level this machine does not define (given under the ``"*"`` wildcard for
+        machines with other levels) counts as the lowest: never more than meant."""
         if role >= Role.TRAINER:
             return self.highest
-        if explicit is not None and explicit in self._rank:
-            return explicit
-        return self.default
+        if explicit is None:
+            return self.default
+        return explicit if explicit in self._rank else self.names[0]
 
     def needs_supervision(self, level: str) -> bool:
         return level in self._supervised

@@ -381,3 +381,11 @@ def test_any_bookings_or_induction_entry_parses_or_is_refused_cleanly(
     else:
         assert len(lst) == 1
         check_overlaps(lst.bookings)
+
+
+def test_an_unknown_level_under_the_wildcard_counts_as_the_lowest() -> None:
+    ps = state()
+    elsewhere = {"*": Induction("apprentice")}
+    kim = Member("m-kim", "Kim", {"*": Role.USER}, inductions=elsewhere)
+    g = ps.judge(granted(kim), NOW)
+    assert isinstance(g, Granted) and (g.level, g.supervised) == ("supervised", True)

@@ -630,3 +630,17 @@ async def test_a_new_list_showing_a_lapsed_induction_ends_the_session(
         await until(lambda: not rig.relay_on)
         denial = await rig.denied(BO)
         assert denial.reason == "induction_lapsed" and "inductions last 30 days" in denial.message
+
+
+async def test_a_level_this_machine_does_not_define_refuses_the_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(tmp_path, monkeypatch, config(tmp_path)) as rig:
+        people = members()
+        people[0]["machines"]["laser-1"]["level"] = "supervized"
+        rig.list_path.write_bytes(list_doc(people))
+        refused = await rig.next(AccessListUpdated, lambda e: not e.ok)
+        assert refused.error is not None
+        assert "member #1 (id 'm-sam'): machine 'laser-1': level 'supervized'" in refused.error
+        # The last good list keeps working: Sam still needs a supervisor.
+        assert (await rig.denied(SAM)).reason == "needs_supervision"
