@@ -83,6 +83,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from gateway.access import supervision
 from gateway.access.config import MachineRules, RemoteStart
 from gateway.access.members import Decision, Denied, Granted, Member, Role
 from gateway.access.presence_feed import Sighting
@@ -571,84 +572,13 @@ def _supervision(
     policy: SessionPolicy,
     prefer: str | None = None,
 ) -> Result:
-    """Keep a supervised session's supervisor current after presence changed."""
-    session = s.session
-    if session is None or not session.supervised:
-        return s, []
-    if prefer is not None:
-        found = s.presence.seen.get(prefer)
-    elif session.supervisor_id is not None and session.supervisor_id in s.presence.seen:
-        return s, []  # still here: once supervising, only leaving ends it
-    else:
-        found = s.presence.supervisor(at, excluding=session.member_id)
-    if found is not None:
-        if found.member_id == session.supervisor_id and s.supervision_lost_at is None:
-            return s, []
-        watched = replace(session, supervisor_id=found.member_id, supervisor_name=found.name)
-        return replace(s, session=watched, supervision_lost_at=None), [
-            SupervisionChanged(
-                session.member_id,
-                found.member_id,
-                found.name,
-                f"{found.name} is supervising.",
-                None,
-            )
-        ]
-    if s.supervision_lost_at is not None:
-        return s, []
-    gone = session.supervisor_name or "Your supervisor"
-    grace = policy.supervision_grace
-    if grace <= 0:
-        return _end(s, "supervisor_left", at, rules)
-    after = " (a running job finishes first)" if s.job_running else ""
-    message = (
-        f"{gone} has left. Without a supervisor your session ends in "
-        f"{math.ceil(grace)} s{after}. Ask someone with a higher induction to badge in."
-    )
-    alone = replace(session, supervisor_id=None, supervisor_name=None)
-    return replace(s, session=alone, supervision_lost_at=at), [
-        SupervisionChanged(session.member_id, None, None, message, grace),
-        Buzz("warning"),
-    ]
+    new, effects, end = supervision.watch(s, at, policy, prefer)
+    return _end(new, "supervisor_left", at, rules) if end else (new, effects)
 
 
 def _company(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) -> Result:
-    """Lone working during a session: warn when the member is left alone in the space and
-    end the session ``supervision_grace`` seconds later (``alone``) by the job rule."""
-    session = s.session
-    if session is None or not policy.lone_working:
-        return s, []
-    alone = s.presence.others(at, excluding=session.member_id) < 1
-    if not alone:
-        if s.alone_since is None:
-            return s, []
-        return replace(s, alone_since=None), [
-            SupervisionChanged(
-                session.member_id,
-                session.supervisor_id,
-                session.supervisor_name,
-                "Someone else is in the space again.",
-                None,
-            )
-        ]
-    grace = policy.supervision_grace
-    if s.alone_since is not None:
-        if at - s.alone_since >= grace:
-            return _end(s, "alone", at, rules)
-        return s, []
-    if grace <= 0:
-        return _end(s, "alone", at, rules)
-    after = " (a running job finishes first)" if s.job_running else ""
-    message = (
-        "You are now alone in the space and this machine needs two members: your session "
-        f"ends in {math.ceil(grace)} s{after} unless someone else badges in."
-    )
-    return replace(s, alone_since=at), [
-        SupervisionChanged(
-            session.member_id, session.supervisor_id, session.supervisor_name, message, grace
-        ),
-        Buzz("warning"),
-    ]
+    new, effects, end = supervision.company(s, at, policy)
+    return _end(new, "alone", at, rules) if end else (new, effects)
 
 
 NO_MEMBER_FOR_JOB = (
