@@ -30,7 +30,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -69,6 +68,7 @@ from gateway.access.policy_state import PolicyState, grants_from_records
 from gateway.access.readers.base import BadgeRead, BadgeReader
 from gateway.access.readers.config import open_reader
 from gateway.access.readers.simulated import SimulatedReader
+from gateway.access.recheck import revocation
 from gateway.access.sources import (
     AccessListSource,
     ListFailed,
@@ -80,29 +80,20 @@ from gateway.access.store import AccessStore, LockoutRecord
 from gateway.backoff import Backoff
 from gateway.bus import Event, EventBus, Subscription
 from gateway.commands import CommandError, CommandRequest, CommandRouter
-from gateway.machine.events import EmergencyStop, JobFinished, JobStarted, MachineStatus
+from gateway.machine.events import (
+    EmergencyStop,
+    JobFinished,
+    JobPaused,
+    JobResumed,
+    JobStarted,
+    MachineStatus,
+)
 from gateway.supervisor import Service
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 60.0
 _IDLE_MACHINE_STATES = frozenset({"idle", "disconnected", "error"})
-#: Refusals that end an open session when a new list brings them (live re-check).
-#: ``locked_out`` here means a maintainer's session under lockout whose member the new
-#: list no longer makes a maintainer.
-REVOKING_REASONS = frozenset(
-    {
-        "unknown_badge",
-        "suspended",
-        "expired",
-        "not_yet_valid",
-        "not_inducted",
-        "locked_out",
-        # The policy's: an induction the new list shows as lapsed.  A booking never
-        # revokes a session already open.
-        "induction_lapsed",
-    }
-)
 
 StoreWrite = Callable[[AccessStore], object]
 
@@ -212,7 +203,14 @@ class AccessService(Service):
                         for ic in self.config.interlocks
                     ]
                     machine_events = stack.enter_context(
-                        self.bus.subscribe(JobStarted, JobFinished, EmergencyStop, MachineStatus)
+                        self.bus.subscribe(
+                            JobStarted,
+                            JobFinished,
+                            JobPaused,
+                            JobResumed,
+                            EmergencyStop,
+                            MachineStatus,
+                        )
                     )
                     meta = await asyncio.to_thread(store.list_meta)
                     etag = meta.etag if meta.source and meta.source.startswith("http:") else None
@@ -347,6 +345,10 @@ class AccessService(Service):
                         )
                     self._job_session = None
                     self._feed(core.JobEnded(now))
+                case JobPaused():
+                    self._feed(core.JobPaused(now))
+                case JobResumed():
+                    self._feed(core.JobResumed(now))
                 case EmergencyStop(origin=origin):
                     log.warning("e-stop (%s): relay off", origin)
                     self._feed(core.EStop(now))
@@ -433,35 +435,26 @@ class AccessService(Service):
 
     # -- live re-check -----------------------------------------------------------------------
 
-    def _revocation(self, member_id: str, member_name: str) -> tuple[str, str] | None:
-        """(reason, message) if the current list no longer admits ``member_id`` here."""
-        member = self._effective.by_id(member_id)
-        if member is None:
-            return (
-                "unknown_badge",
-                f"{member_name}, you are no longer in the access list. Please speak to staff.",
-            )
-        # The same decision a badge gets, on a list of just this member.
-        probe = "0" * 64
-        alone = AccessList([replace(member, badge_hashes=frozenset({probe}))])
-        lockout = self.machine.snapshot.lockout
-        now = datetime.now(UTC)
-        decision = decide(alone, probe, self.machine_id, now, lockout.reason if lockout else None)
-        decision = self.policy.judge(decision, now)
-        if isinstance(decision, Denied) and decision.reason in REVOKING_REASONS:
-            return decision.reason, decision.message
-        return None
-
     def _recheck(self) -> None:
         """End the session of a member the access list no longer admits, by the job rule."""
         snap = self.machine.snapshot
         active = snap.session or (snap.previous if snap.state is core.State.ENDING else None)
         if active is None:
             return
-        revoked = self._revocation(active.member_id, active.member_name)
+        lockout = snap.lockout
+        now = datetime.now(UTC)
+        revoked = revocation(
+            self._effective,
+            active.member_id,
+            active.member_name,
+            self.machine_id,
+            now,
+            lockout.reason if lockout else None,
+            policy=lambda decision: self.policy.judge(decision, now),
+        )
         if revoked is None:
             return
-        reason, message = revoked
+        reason, message = revoked.reason, revoked.message
         if snap.session is None and snap.grace_until is None:
             return  # their job finishes under its rule; nothing more to end
         log.warning(

@@ -71,6 +71,9 @@ Rules, in the order a reviewer will ask about them:
   by the job rule: no new job may start, a running job finishes under
   ``badge_out`` (with no job the relay goes off at once, without grace).  An
   admin's ``CutNow`` cuts the relay at once, job or not.
+- A job finishing after its session ended that is paused is not finishing: if
+  nobody badges in to resume it within ``idle_timeout``, the relay goes off
+  (``paused_unattended``) rather than hold a stalled machine powered for ever.
 
 The machine's vocabulary (states, inputs, effects, the snapshot) lives in
 :mod:`gateway.access.session_types` and is re-exported here, so callers keep
@@ -107,6 +110,8 @@ from gateway.access.session_types import (
     InterlockCleared,
     InterlockTripped,
     JobEnded,
+    JobPaused,
+    JobResumed,
     JobStarted,
     Lockout,
     LockoutCleared,
@@ -157,6 +162,8 @@ __all__ = [
     "InterlockCleared",
     "InterlockTripped",
     "JobEnded",
+    "JobPaused",
+    "JobResumed",
     "JobStarted",
     "Lockout",
     "LockoutCleared",
@@ -220,6 +227,10 @@ def transition(
             new, effects = _job_started(s, rules)
         case JobEnded(at=at):
             new, effects = _job_ended(s, at)
+        case JobPaused(at=at):
+            new, effects = (replace(s, paused_since=at), []) if s.job_running else (s, [])
+        case JobResumed():
+            new, effects = replace(s, paused_since=None), []
         case Tick(at=at):
             new, effects = _tick(s, at, rules, policy)
         case InterlockTripped(name=name, kind=kind, at=at):
@@ -229,7 +240,8 @@ def transition(
             new, effects = replace(s, tripped=s.tripped - {name}), []
         case EStop(at=at):
             # The controller aborts its job on e-stop; no JobEnded may follow.
-            new, effects = _cut(replace(s, job_running=False, job_member=None), "estop", at)
+            stopped = replace(s, job_running=False, job_member=None, paused_since=None)
+            new, effects = _cut(stopped, "estop", at)
         case LockoutSet(reason=reason_text, by=by, at=at):
             locked = replace(s, lockout=Lockout(reason_text, by), trainer=None)
             new, effects = _cut(locked, "lockout", at)
@@ -305,15 +317,26 @@ def _cut(s: Snapshot, reason: CloseReason, at: float) -> Result:
     ), effects
 
 
+def _hold_for_job(s: Snapshot, at: float) -> Snapshot:
+    """The session ended under a running job: ENDING holds the relay until it ends.  A
+    paused job's unattended time starts now."""
+    return replace(
+        s,
+        state=State.ENDING,
+        session=None,
+        previous=s.session,
+        grace_until=None,
+        paused_since=None if s.paused_since is None else at,
+    )
+
+
 def _end(s: Snapshot, reason: CloseReason, at: float, rules: MachineRules) -> Result:
     """A normal end (badge-out, idle, max session, supervisor gone): the relay may be held."""
     assert s.session is not None
     closed = _closed(s.session, reason, at)
     s = replace(s, supervision_lost_at=None, alone_since=None)
     if s.job_running and rules.badge_out == "after_job":
-        return replace(s, state=State.ENDING, session=None, previous=s.session, grace_until=None), [
-            closed
-        ]
+        return _hold_for_job(s, at), [closed]
     # No grace for a member whose supervisor or company left: they had theirs.
     if (
         not s.job_running
@@ -590,7 +613,7 @@ NO_MEMBER_FOR_JOB = (
 def _job_started(s: Snapshot, rules: MachineRules) -> Result:
     if s.job_running:
         return s, []
-    s = replace(s, job_running=True)
+    s = replace(s, job_running=True, paused_since=None)
     match s.state:
         case State.AUTHORISED:
             assert s.session is not None
@@ -612,7 +635,7 @@ def _job_started(s: Snapshot, rules: MachineRules) -> Result:
 def _job_ended(s: Snapshot, at: float) -> Result:
     if not s.job_running:
         return s, []
-    s = replace(s, job_running=False, job_member=None)
+    s = replace(s, job_running=False, job_member=None, paused_since=None)
     match s.state:
         case State.IN_USE:
             assert s.session is not None
@@ -631,9 +654,7 @@ def _revoke(s: Snapshot, member_id: str, message: str, at: float, rules: Machine
     if s.session is not None and s.session.member_id == member_id:
         closed = replace(_closed(s.session, "revoked", at), message=message)
         if s.job_running and rules.badge_out == "after_job":
-            return replace(
-                s, state=State.ENDING, session=None, previous=s.session, grace_until=None
-            ), [closed]
+            return _hold_for_job(s, at), [closed]
         return replace(s, state=_resting(s), session=None, previous=None, grace_until=None), [
             RelayOff("revoked"),
             closed,
@@ -680,6 +701,10 @@ def _tick(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) ->
             if s.grace_until is not None and at >= s.grace_until:
                 return replace(s, state=_resting(s), previous=None, grace_until=None), [
                     RelayOff("grace_period_over")
+                ]
+            if s.paused_since is not None and at - s.paused_since >= rules.idle_timeout:
+                return replace(s, state=_resting(s), previous=None, grace_until=None), [
+                    RelayOff("paused_unattended")
                 ]
         case _:
             pass

@@ -97,6 +97,16 @@ class JobEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class JobPaused:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobResumed:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     at: float
 
@@ -184,6 +194,8 @@ Input = (
     | BadgeOut
     | JobStarted
     | JobEnded
+    | JobPaused
+    | JobResumed
     | Tick
     | InterlockTripped
     | InterlockCleared
@@ -362,6 +374,8 @@ class Snapshot:
     #: The member whose session the running job started in; None if it started with
     #: nobody in session (it is being stopped) or no job is running.
     job_member: str | None = None
+    #: When the running job was paused; None while it runs (or no job).
+    paused_since: float | None = None
 
     @property
     def relay_on(self) -> bool:

@@ -33,7 +33,7 @@ from gateway.access.readers.config import Rdm6300ReaderConfig, SimulatedReaderCo
 from gateway.access.service import AccessService
 from gateway.bus import Event, EventBus
 from gateway.commands import FORBIDDEN, CommandError, CommandRouter
-from gateway.machine.events import EmergencyStop, JobFinished, JobStarted
+from gateway.machine.events import EmergencyStop, JobFinished, JobPaused, JobStarted
 
 SECRET = "site-secret-for-tests-0123456789"
 RELAY, LID = 17, 23
@@ -572,3 +572,21 @@ def test_remote_start_always_is_warned_about_at_start_up(
             CommandRouter(),
         )
     assert 'remote_start = "always"' in caplog.text and "nobody badged in" in caplog.text
+
+
+async def test_a_job_paused_after_badge_out_does_not_hold_power_for_ever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = await start(tmp_path, monkeypatch, idle_timeout=1.0)
+    try:
+        await gw.present(ADA)
+        await until(lambda: gw.relay_on)
+        gw.bus.publish(JobStarted(job_id=1, file="box.gcode", lines=100, estimated_seconds=60))
+        await until(lambda: gw.service.status()["state"] == "in_use")
+        await gw.present(ADA)  # badge out: the job finishes under after_job
+        await until(lambda: gw.service.status()["state"] == "ending")
+        gw.bus.publish(JobPaused(job_id=1))
+        off = await gw.wait_for(RelayChanged, lambda e: not e.on)
+        assert off.reason == "paused_unattended" and not gw.relay_on
+    finally:
+        await gw.stop()

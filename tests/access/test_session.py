@@ -23,6 +23,8 @@ from gateway.access.session import (
     InterlockCleared,
     InterlockTripped,
     JobEnded,
+    JobPaused,
+    JobResumed,
     JobStarted,
     Lockout,
     LockoutCleared,
@@ -235,6 +237,27 @@ def test_a_job_ending_during_the_grace_period_leaves_the_grace_running() -> None
     assert RelayOff not in kinds(am.handle(JobEnded(3.0)))
     assert am.relay_on and am.state is State.ENDING
     assert am.handle(Tick(11.5))[0] == RelayOff("grace_period_over")
+
+
+def test_a_paused_job_nobody_resumes_does_not_hold_power_for_ever() -> None:
+    am = opened_session(idle_timeout=60)
+    am.handle(JobStarted(1.0))
+    am.handle(JobPaused(100.0))  # paused in the session: the member is there
+    am.handle(badge(ADA, 200.0))  # badged out: the unattended time starts now
+    assert am.relay_on and am.state is State.ENDING
+    assert am.handle(Tick(250.0)) == []
+    am.handle(JobResumed(255.0))
+    am.handle(JobPaused(256.0))
+    assert am.handle(Tick(300.0)) == []
+    assert am.handle(Tick(316.0))[0] == RelayOff("paused_unattended")
+    assert not am.relay_on
+
+
+def test_a_paused_job_in_a_session_is_left_alone() -> None:
+    am = opened_session(idle_timeout=60)
+    am.handle(JobStarted(1.0))
+    am.handle(JobPaused(2.0))
+    assert am.handle(Tick(500.0)) == [] and am.state is State.IN_USE
 
 
 # -- the presence rule for starting a job ------------------------------------------------
@@ -587,6 +610,7 @@ class AccessMachineRules(RuleBasedStateMachine):
                             and isinstance(event, BadgePresented | BadgeOut | MemberRevoked)
                         )
                         or (isinstance(event, Tick) and effect.reason == "max_session")
+                        or (isinstance(event, Tick) and effect.reason == "paused_unattended")
                         or (
                             # a job started with nobody in session never holds the relay
                             isinstance(event, Tick | MemberRevoked)
@@ -685,6 +709,11 @@ class AccessMachineRules(RuleBasedStateMachine):
         self.revoked.add(who.id)
         self.step(MemberRevoked(who.id, "suspended", "Suspended.", self.now))
 
+    @rule(pause=st.booleans())
+    def pause_or_resume(self, pause: bool) -> None:
+        if self.am.snapshot.job_running:
+            self.step(JobPaused(self.now) if pause else JobResumed(self.now))
+
     @rule()
     def admin_cuts(self) -> None:
         self.step(CutNow("admin", self.now))
@@ -750,6 +779,8 @@ class AccessMachineRules(RuleBasedStateMachine):
         assert s.previous is not None
         if s.grace_until is None:
             assert s.job_running, "relay held with no job and no grace period"
+            if s.paused_since is not None:
+                assert self.now - s.paused_since < rules.idle_timeout, "stalled job held power"
             if rules.remote_start != "always":
                 assert rules.badge_out == "after_job"
                 assert s.job_member == s.previous.member_id, "relay held for an unattended job"

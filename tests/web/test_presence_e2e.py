@@ -64,11 +64,18 @@ async def test_a_remote_start_without_a_session_is_refused(tmp_path: Path, kit: 
 
                 # Ada badges out: the job goes on and anyone at the screen may stop it.
                 await page.click("#job-badge-out")
-                await expect(page.locator("#job-note")).to_contain_text("Anyone may pause")
+                await expect(page.locator("#job-note")).to_contain_text("badged out")
+                await expect(page.locator("#pause")).to_be_visible()
+                await expect(page.locator("#cancel")).to_be_visible()
                 await page.click("#pause")
                 await expect(page.locator("#job-state")).to_have_text("Paused")
                 await expect(page.locator("#resume")).to_be_hidden()
                 await expect(page.locator("#job-note")).to_contain_text("Badge in to resume")
+                layout = await page.evaluate(
+                    "() => [document.documentElement.scrollWidth,"
+                    " document.documentElement.scrollHeight]"
+                )
+                assert layout[0] <= 800 and layout[1] <= 480, layout
                 r = await remote.post("/api/jobs/current/resume")
                 assert r.status == 409
                 assert "badge in at the machine first" in (await r.json())["error"]["message"]

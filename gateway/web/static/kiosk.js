@@ -374,8 +374,10 @@
     if (!allowed) {
       const a = S.access || {};
       const who = (a.ending && a.ending.member_name) || "The member";
-      note.textContent = who + " has badged out. Power goes off when this job ends. " +
-        (paused ? "Badge in to resume it, or cancel it." : "Anyone may pause or cancel it.");
+      // One line: on 800x480 a second one squeezes the progress bar.
+      note.textContent = who + " has badged out. " + (paused
+        ? "Badge in to resume, or cancel the job."
+        : "Power goes off when this job ends.");
       note.hidden = false;
     } else {
       note.hidden = true;
