@@ -389,3 +389,40 @@ def test_an_unknown_level_under_the_wildcard_counts_as_the_lowest() -> None:
     kim = Member("m-kim", "Kim", {"*": Role.USER}, inductions=elsewhere)
     g = ps.judge(granted(kim), NOW)
     assert isinstance(g, Granted) and (g.level, g.supervised) == ("supervised", True)
+
+
+@given(
+    listed=st.sampled_from([None, "supervised", "independent"]),
+    role=st.sampled_from([None, "user"]),
+    granted_level=st.sampled_from([None, "supervised", "independent"]),
+    listed_days_ago=st.sampled_from([None, 0, 40]),
+)
+def test_a_grant_counts_until_the_list_shows_it_and_is_then_confirmed(
+    listed: str | None, role: str | None, granted_level: str | None, listed_days_ago: int | None
+) -> None:
+    entry: dict[str, Any] = {}
+    if role is not None:
+        entry = {"role": role}
+        if listed is not None:
+            entry["level"] = listed
+        if listed_days_ago is not None:
+            entry["inducted_at"] = (NOW - listed_days_ago * DAY).isoformat()
+    machines = {"laser-1": entry} if entry else {}
+    lst = parse_access_list(doc([member(machines)]), SECRET)
+    ps = state()
+    ps.grant("m-ada", granted_level, NOW)
+    effective = lst.with_inductions("laser-1", ps.grants)
+    ada = effective.by_id("m-ada")
+    assert ada is not None and ada.role_on("laser-1") is not None
+    judged = ps.judge(Granted(ada, Role.USER), NOW)
+    assert isinstance(judged, Granted)
+    if granted_level is not None:
+        assert judged.level == granted_level  # the grant, not the list, until confirmed
+    confirmed = ps.confirmed(lst)
+    shows_it = (
+        role is not None
+        and (granted_level is None or listed == granted_level)
+        and listed_days_ago == 0
+    )
+    assert confirmed == ({"m-ada"} if shows_it else set())
+    assert ("m-ada" in ps.grants) == (not shows_it)
