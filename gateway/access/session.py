@@ -50,7 +50,8 @@ Rules, in the order a reviewer will ask about them:
   member who badges while it is open and no job runs (``handover``).  When the
   supervisor badges again, or is announced out, the member is warned and the
   session ends ``supervision_grace`` seconds later (``supervisor_left``) by the
-  job rule, unless another supervisor is present or turns up first.
+  job rule, unless another supervisor is present or turns up first
+  (:mod:`gateway.access.supervision` watches; this module ends the session).
 - Lone working: with ``lone_working`` a session starts only while at least one
   other member is present; when the last one leaves (or their sighting runs out)
   the member is warned and the session ends ``supervision_grace`` seconds later
