@@ -23,6 +23,7 @@ from typing import Any
 from gateway.access.errors import AccessError
 
 MAX_BOOKING = timedelta(days=7)
+MIN_YEAR, MAX_YEAR = 1970, 9000
 _KEYS = frozenset({"id", "machine", "member_id", "start", "end"})
 
 
@@ -57,6 +58,11 @@ class Booking:
         }
 
 
+def in_range(t: datetime) -> bool:
+    """Far-off years would overflow the date arithmetic (a grace added to a start)."""
+    return MIN_YEAR <= t.year <= MAX_YEAR
+
+
 def _time(value: Any, where: str) -> datetime:
     if not isinstance(value, str):
         raise BookingError(f"{where} must be an ISO 8601 date-time string")
@@ -64,7 +70,10 @@ def _time(value: Any, where: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise BookingError(f"{where} is not an ISO 8601 date-time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    if not in_range(parsed):
+        raise BookingError(f"{where} is out of range (years {MIN_YEAR} to {MAX_YEAR})")
+    return parsed
 
 
 def parse_booking(

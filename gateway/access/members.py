@@ -75,6 +75,7 @@ from gateway.access.bookings import Booking, BookingError, parse_bookings
 from gateway.access.errors import AccessError
 
 SCHEMA_VERSION = 1
+MIN_YEAR, MAX_YEAR = 1970, 9000
 WILDCARD_MACHINE = "*"
 
 _HEX_UID = re.compile(r"^[0-9A-F]{1,32}$")
@@ -265,11 +266,16 @@ def _parse_time(value: Any, *, end_of_day: bool, where: str) -> datetime | None:
         if len(value) == 10:
             day = date.fromisoformat(value)
             start = datetime.combine(day, time(0), tzinfo=UTC)
-            return start + timedelta(days=1) if end_of_day else start
-        parsed = datetime.fromisoformat(value)
-    except ValueError as err:
+            parsed = start + timedelta(days=1) if end_of_day else start
+        else:
+            parsed = datetime.fromisoformat(value)
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as err:
         raise AccessListError(f"{where} is not an ISO 8601 date or date-time") from err
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    # Far-off years would overflow the date arithmetic of expiry and bookings.
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise AccessListError(f"{where} is out of range (years {MIN_YEAR} to {MAX_YEAR})")
+    return parsed
 
 
 def _parse_member(raw: Any, index: int, secret: bytes) -> Member:

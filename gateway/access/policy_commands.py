@@ -21,7 +21,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gateway.access import session as core
-from gateway.access.bookings import BookingError
+from gateway.access.bookings import BookingError, in_range
 from gateway.access.presence_feed import (
     PresenceError,
     Sighting,
@@ -44,9 +44,14 @@ def _when(value: Any, name: str) -> datetime:
         )
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise CommandError("bad_args", f"{name} {value!r} is not an ISO 8601 date-time") from None
-    return parsed if parsed.tzinfo else parsed.astimezone()
+        parsed = parsed if parsed.tzinfo else parsed.astimezone()
+    except (ValueError, OverflowError):
+        raise CommandError(
+            "bad_args", f"{name} {value[:40]!r} is not an ISO 8601 date-time"
+        ) from None
+    if not in_range(parsed):
+        raise CommandError("bad_args", f"{name} is out of range (years 1970 to 9000)")
+    return parsed
 
 
 def register_policy_commands(service: AccessService, commands: CommandRouter) -> None:

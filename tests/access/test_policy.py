@@ -348,7 +348,19 @@ JSON = st.recursive(
     | st.integers(-(10**30), 10**30)
     | st.floats(allow_nan=False)
     | st.text(max_size=30)
-    | st.sampled_from(["2026-12-01", "2026-12-01T13:00:00+01:00", "m-ada", "laser-1", "user"]),
+    | st.sampled_from(
+        [
+            "2026-12-01",
+            "2026-12-01T13:00:00+01:00",
+            "9000-12-31T23:59:00+00:00",
+            "9999-12-31T23:59:59-05:00",
+            "0001-01-01",
+            "m-ada",
+            "laser-1",
+            "user",
+            "supervised",
+        ]
+    ),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(
         st.sampled_from(
@@ -381,6 +393,16 @@ def test_any_bookings_or_induction_entry_parses_or_is_refused_cleanly(
     else:
         assert len(lst) == 1
         check_overlaps(lst.bookings)
+        # Whatever was accepted, the policy's date arithmetic copes with it.
+        for rule in ({"rule": "duration", "days": 36500}, {"rule": "disuse", "days": 36500}):
+            ps = state(expiry=rule)
+            ps.set_list_bookings(lst.bookings)
+            ada = lst.by_id("m-ada")
+            assert ada is not None
+            for when in (NOW, datetime(9000, 12, 31, 23, 0, tzinfo=UTC)):
+                ps.judge(Granted(ada, Role.USER), when)
+                ps.upcoming(when)
+                ps.lapsing(lst, when, 3650)
 
 
 def test_an_unknown_level_under_the_wildcard_counts_as_the_lowest() -> None:
@@ -426,3 +448,38 @@ def test_a_grant_counts_until_the_list_shows_it_and_is_then_confirmed(
     )
     assert confirmed == ({"m-ada"} if shows_it else set())
     assert ("m-ada" in ps.grants) == (not shows_it)
+
+
+@pytest.mark.parametrize(
+    ("machines", "bookings", "message"),
+    [
+        ({"laser-1": {"inducted_at": "9999-12-31"}}, None, "out of range"),
+        ({"laser-1": {"last_used": "9999-12-31T23:59:59-05:00"}}, None, "not an ISO 8601"),
+        ({"laser-1": {"inducted_at": "0001-01-01T00:00:00+05:00"}}, None, "not an ISO 8601"),
+        (
+            {"*": "user"},
+            [
+                {
+                    "id": "b-1",
+                    "machine": "laser-1",
+                    "member_id": "m-ada",
+                    "start": "9999-12-31T23:00:00+00:00",
+                    "end": "9999-12-31T23:59:00+00:00",
+                }
+            ],
+            "bookings[0] start is out of range",
+        ),
+    ],
+)
+def test_far_off_dates_are_refused_rather_than_overflowing_later(
+    machines: dict[str, Any], bookings: list[dict[str, Any]] | None, message: str
+) -> None:
+    with pytest.raises(AccessListError) as err:
+        parse_access_list(doc([member(machines)], bookings), SECRET)
+    assert message in str(err.value)
+
+
+def test_valid_until_on_the_last_day_of_a_far_year_is_refused_cleanly() -> None:
+    body = {**member({"*": "user"}), "valid_until": "9999-12-31"}
+    with pytest.raises(AccessListError, match="valid_until is not an ISO 8601"):
+        parse_access_list(doc([body]), SECRET)
