@@ -165,6 +165,16 @@ def _epoch(t: datetime | None) -> float | None:
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
+def _aware(text: str) -> datetime:
+    """A stored time, UTC if a hand edit left it without a zone (an aware and a naive
+    time cannot be compared: a badge would raise).  Far-off years count as corrupt."""
+    t = datetime.fromisoformat(text)
+    t = t if t.tzinfo else t.replace(tzinfo=UTC)
+    if not 1970 <= t.year <= 9000:
+        raise _Corrupt(f"{text!r} is out of range")
+    return t
+
+
 def _induction_json(i: Induction) -> dict[str, str | None]:
     return {
         "level": i.level,
@@ -179,7 +189,7 @@ def _induction(raw: Any) -> Induction:
 
     def when(key: str) -> datetime | None:
         value = raw.get(key)
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
+        return _aware(value) if isinstance(value, str) else None
 
     level = raw.get("level")
     return Induction(
@@ -464,8 +474,8 @@ class AccessStore:
             id=_text(row, "id"),
             name=_text(row, "name"),
             roles={str(k): Role.parse(str(v)) for k, v in roles_raw.items()},
-            valid_from=datetime.fromisoformat(valid_from) if valid_from else None,
-            valid_until=datetime.fromisoformat(valid_until) if valid_until else None,
+            valid_from=_aware(valid_from) if valid_from else None,
+            valid_until=_aware(valid_until) if valid_until else None,
             suspended_reason=_text(row, "suspended", optional=True),
             badge_hashes=frozenset(hashes),
             inductions={str(k): _induction(v) for k, v in inductions.items()},
@@ -723,8 +733,8 @@ class AccessStore:
                         machine_id=_text(row, "machine_id"),
                         member_id=_text(row, "member_id"),
                         member_name=_text(row, "member_name"),
-                        start=datetime.fromisoformat(_text(row, "start")),
-                        end=datetime.fromisoformat(_text(row, "end")),
+                        start=_aware(_text(row, "start")),
+                        end=_aware(_text(row, "end")),
                         source=str(row.get("made_by") or "admin"),
                     )
                 )

@@ -275,3 +275,18 @@ def test_a_database_from_before_the_access_policy_gains_its_columns(db_path: Pat
         assert [i.pushed for i in store.unsynced_inductions()] == [True, False]
     finally:
         store.close()
+
+
+def test_hand_edited_times_without_a_zone_are_read_as_utc(store: AccessStore) -> None:
+    store.save_access_list(a_list(), source="file:x", etag=None, fetched_at=T0)
+    inductions = '{"laser-1": {"inducted_at": "2026-01-01T00:00:00"}}'
+    store.db.execute(
+        "UPDATE access_members SET valid_until = ?, inductions = ? WHERE id = 'm-1'",
+        ["2030-01-01T00:00:00", inductions],
+    )
+    loaded = store.load_access_list()
+    assert loaded is not None
+    m = loaded.by_id("m-1")
+    assert m is not None and m.valid_until is not None and m.valid_until.tzinfo is not None
+    inducted = m.induction_on("laser-1").inducted_at
+    assert inducted is not None and inducted.tzinfo is not None
