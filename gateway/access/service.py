@@ -501,7 +501,11 @@ class AccessService(Service):
         self._publish_next_booking()
 
     def _publish_next_booking(self) -> None:
-        policy_effects.publish_next_booking(self)
+        # What the screens show of bookings must never stop the tick that ends sessions.
+        try:
+            policy_effects.publish_next_booking(self)
+        except Exception:
+            log.exception("could not work out the next booking; the screens may be stale")
 
     def _decide(self, uid: str) -> Decision:
         try:
