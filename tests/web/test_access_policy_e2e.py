@@ -114,6 +114,7 @@ async def test_supervision_expiry_and_bookings_at_the_kiosk(tmp_path: Path, kit:
             await expect(page.locator("#policy-note")).to_contain_text("Ada Lovelace has left")
             await expect(page.locator("#policy-note")).to_contain_text("ends in")
             await page.screenshot(path=str(SHOTS / "policy-03-supervisor-left.png"))
+            await fits(page)
             await expect(page.locator("#screen-locked")).to_be_visible(timeout=15_000)
             await expect(page.locator("#locked-note")).to_contain_text("no supervisor was present")
             assert not gw.access.status()["relay_on"]  # type: ignore[union-attr]
@@ -134,6 +135,7 @@ async def test_supervision_expiry_and_bookings_at_the_kiosk(tmp_path: Path, kit:
             await levels.locator("button", has_text="independent").click()
             await expect(levels.locator("button.chosen")).to_have_text("independent")
             await page.screenshot(path=str(SHOTS / "policy-04-grant-level.png"))
+            await fits(page)
             await badge(kit.BOB)
             await expect(page.locator("#hello")).to_contain_text("Bob")
             await expect(page.locator("#policy-note")).to_be_hidden()  # independent now
@@ -176,6 +178,14 @@ async def test_supervision_expiry_and_bookings_at_the_kiosk(tmp_path: Path, kit:
             assert reasons == ["booked", "needs_supervision", "needs_supervision"]
         finally:
             await browser.close()
+
+
+async def fits(page: Any) -> None:
+    """The 800x480 screen needs no scrolling with the policy's notes shown."""
+    size = await page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+    )
+    assert size[0] <= 800 and size[1] <= 480, size
 
 
 async def _denials(gw: Any) -> list[dict[str, Any]]:
