@@ -488,6 +488,13 @@ def _day(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def decide_member(member: Member, machine_id: str, now: datetime) -> Decision:
+    """:func:`decide` for a member already identified (not by a badge), without lockout."""
+    probe = "0" * 64
+    alone = AccessList([replace(member, badge_hashes=frozenset({probe}))])
+    return decide(alone, probe, machine_id, now, None)
+
+
 def decide(
     access_list: AccessList,
     uid_hash: str,

@@ -80,7 +80,7 @@ def register_policy_commands(service: AccessService, commands: CommandRouter) ->
             raise CommandError(
                 "unknown_member", f"member {said.member_id!r} is not in the access list"
             )
-        supervises = service.policy.can_supervise(member)
+        supervises = service.policy.can_supervise(member, datetime.now(UTC))
         ttl = cfg.supervision_window if gateway else cfg.space_presence
         sighting = Sighting(member.id, member.name, supervises, now + ttl, said.source)
         service._feed(core.PresenceSeen(sighting, now))

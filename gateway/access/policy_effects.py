@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.access import session as core
 from gateway.access.events import InductionRecorded, NextBooking, SupervisionChanged
+from gateway.access.members import Decision, Denied
+from gateway.access.presence_feed import Sighting
 from gateway.access.store import AccessStore
 
 if TYPE_CHECKING:
@@ -55,6 +57,18 @@ def induction_recorded(service: AccessService, effect: core.InductionRecorded) -
             member_name=member.name if member else None,
         )
     )
+
+
+def note_booked_supervisor(service: AccessService, decision: Decision, now: float) -> None:
+    """Someone refused only because the machine is booked is still at it: if they can
+    supervise, they count for the booker (a supervised member's booking needs them)."""
+    if not isinstance(decision, Denied) or decision.reason != "booked" or not decision.member:
+        return
+    member = decision.member
+    if service.policy.can_supervise(member, datetime.now(UTC)):
+        until = now + service.config.policy.supervision_window
+        sighting = Sighting(member.id, member.name, True, until, "here")
+        service._feed(core.PresenceSeen(sighting, now))
 
 
 def supervision_changed(service: AccessService, effect: core.SupervisionChanged) -> None:

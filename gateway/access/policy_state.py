@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from gateway.access import expiry
 from gateway.access.bookings import Booking, BookingBook, BookingError, check_overlaps
-from gateway.access.members import AccessList, Decision, Induction, Member, Role, covers
+from gateway.access.members import (
+    AccessList,
+    Decision,
+    Granted,
+    Induction,
+    Member,
+    Role,
+    covers,
+    decide_member,
+)
 from gateway.access.policy import MachinePolicy, judge
 from gateway.access.policy_config import PolicyConfig
 from gateway.access.session import SessionPolicy
@@ -163,13 +173,16 @@ class PolicyState:
         last_used = datetime.fromtimestamp(last, UTC) if last is not None else None
         return judge(decision, self._policy, now, last_used)
 
-    def can_supervise(self, member: Member) -> bool:
-        """Can ``member`` supervise on this machine (for presence from elsewhere)?"""
-        role = member.role_on(self.machine_id)
-        if role is None:
-            return False
-        level = self.tiers.level_of(role, member.induction_on(self.machine_id).level)
-        return role >= Role.TRAINER or self.tiers.can_supervise(level)
+    def can_supervise(self, member: Member, now: datetime) -> bool:
+        """Can ``member``, announced from elsewhere, supervise on this machine at ``now``?
+        The same judgement their badge here would get: in good standing, inducted here
+        at a level that supervises, the induction not lapsed."""
+        # Bookings aside: a supervisor may be what the booker needs.
+        unbooked = replace(self._policy, bookings=BookingBook(self.machine_id, ()))
+        last = self.last_used.get(member.id)
+        last_used = datetime.fromtimestamp(last, UTC) if last is not None else None
+        decision = judge(decide_member(member, self.machine_id, now), unbooked, now, last_used)
+        return isinstance(decision, Granted) and decision.can_supervise
 
     def session_opened(self, member_id: str, now: datetime) -> None:
         self.last_used[member_id] = now.timestamp()

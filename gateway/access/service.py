@@ -540,6 +540,7 @@ class AccessService(Service):
             )
             member = decision.member.id if decision.member else "unknown member"
             log.info("badge on reader %s: %s, %s", read.reader, member, outcome)
+            policy_effects.note_booked_supervisor(self, decision, now)
         self._feed(core.BadgePresented(decision, now))
 
     def _feed(self, event: core.Input) -> list[core.Effect]:

@@ -602,9 +602,9 @@ async def test_bookings_and_grants_made_here_survive_a_restart(
         )
         await until(lambda: len(rig.rows("access_bookings")) == 1)
     async with running(tmp_path, monkeypatch, config(tmp_path)) as rig:
-        assert (await rig.denied(IVY)).reason == "booked"
         # Nia's grant counts after the restart, at its level: she needs a supervisor.
         assert (await rig.denied(NIA)).reason == "needs_supervision"
+        assert (await rig.denied(IVY)).reason == "booked"
         assert rig.service.status()["pending_inductions"] == 1
         # ...and is announced again for a membership system that missed it.
         await until(lambda: bool(rig.events(InductionsPending)))
@@ -644,3 +644,27 @@ async def test_a_level_this_machine_does_not_define_refuses_the_list(
         assert "member #1 (id 'm-sam'): machine 'laser-1': level 'supervized'" in refused.error
         # The last good list keeps working: Sam still needs a supervisor.
         assert (await rig.denied(SAM)).reason == "needs_supervision"
+
+
+async def test_a_supervised_members_booking_admits_their_supervisor_as_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(tmp_path, monkeypatch, config(tmp_path)) as rig:
+        start = datetime.now(UTC) - timedelta(minutes=1)
+        await rig.commands.call(
+            "book",
+            {"member_id": "m-sam", "start": iso(start), "end": iso(start + timedelta(hours=1))},
+        )
+        # Ivy may not use the booked machine, but she is here and can supervise Sam.
+        assert (await rig.denied(IVY)).reason == "booked"
+        started = await rig.admitted(SAM)
+        assert started.supervisor_name == "Ivy"
+        # A suspended member announced by the door never counts as a supervisor.
+        people = members()
+        people[2]["suspended"] = "unpaid"  # Tess
+        rig.list_path.write_bytes(list_doc(people))
+        await rig.next(AccessListUpdated, lambda e: e.ok)
+        answer = await rig.commands.call(
+            "presence", {"member_id": "m-tess", "event": "in", "source": "door"}, origin="mqtt"
+        )
+        assert answer["can_supervise"] is False
