@@ -43,6 +43,7 @@ from gateway.access.errors import AccessError
 from gateway.access.interlocks import InterlockConfig
 from gateway.access.outputs import OutputsConfig
 from gateway.access.pins import PinFactoryKind
+from gateway.access.policy_config import PolicyConfig
 from gateway.access.readers.config import ReaderConfig, WiegandReaderConfig
 
 MIN_SECRET_BYTES = 16
@@ -148,6 +149,7 @@ class AccessConfig(_Section):
     interlocks: list[InterlockConfig] = Field(default_factory=list)
     source: AccessSourceConfig = FileSourceConfig(path=Path("/var/lib/gateway/access-list.json"))
     rules: MachineRules = MachineRules()
+    policy: PolicyConfig = PolicyConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -20,14 +20,18 @@ class SessionStarted(Event):
     member_name: str
     role: str
     inducted_by: str | None = None
+    level: str | None = None
+    supervisor_id: str | None = None
+    supervisor_name: str | None = None
+    notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionEnded(Event):
     """``reason``: badge_out | idle_timeout | max_session | lockout | interlock | estop |
-    shutdown | takeover | revoked (a new access list no longer admits the member) |
-    admin_cut.  ``duration`` is in seconds; ``message`` says why for the screen when the
-    reason alone does not."""
+    shutdown | takeover | handover (to a supervised member) | supervisor_left |
+    revoked (a new access list no longer admits the member) | admin_cut.  ``duration`` is
+    in seconds; ``message`` says why for the screen when the reason alone does not."""
 
     topic = "session_ended"
     session_id: str
@@ -66,10 +70,54 @@ class LockoutChanged(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InductionRecorded(Event):
+    """A trainer granted an induction at the machine.  It reaches the membership system
+    over MQTT (``event/induction``, from the telemetry outbox) and, if configured, the
+    grant webhook; ``level`` is None for the machine's default level."""
+
     topic = "induction"
     trainer_id: str
     member_id: str
     machine_id: str
+    level: str | None = None
+    trainer_name: str | None = None
+    member_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InductionsPending(Event):
+    """The inductions granted here that no access list has shown yet, re-sent at start-up
+    and every ``access.policy.grants.resend_interval`` while there are any, so a
+    membership system that missed an ``induction`` event still gets them.  Each entry:
+    ``id``, ``trainer_id``, ``member_id``, ``machine_id``, ``level``, ``at``."""
+
+    topic = "inductions_pending"
+    machine_id: str
+    inductions: tuple[dict[str, object], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisionChanged(Event):
+    """A supervised session's supervisor changed or left (``ends_in`` s of grace left)."""
+
+    topic = "supervision"
+    member_id: str
+    supervisor_id: str | None
+    supervisor_name: str | None
+    message: str
+    ends_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NextBooking(Event):
+    """The booking in force or the next one on this machine changed (all None: none)."""
+
+    topic = "next_booking"
+    machine_id: str
+    booking_id: str | None
+    member_name: str | None
+    start: str | None
+    end: str | None
+    in_force: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,11 +14,17 @@ document before anything is applied.  Schema, version 1::
           "name": "Ada",
           "badges": ["04A2B3C4D5E680"],
           "badge_hashes": ["<64 hex chars>"],
-          "machines": {"laser-1": "trainer", "*": "user"},
+          "machines": {"laser-1": "trainer", "*": "user",
+                       "cnc-1": {"role": "user", "level": "supervised",
+                                 "inducted_at": "2024-03-01", "last_used": "2024-04-20"}},
           "valid_from": "2024-01-01",
           "valid_until": "2024-12-31T23:59:59Z",
           "suspended": null
         }
+      ],
+      "bookings": [
+        {"id": "b-1", "machine": "laser-1", "member_id": "m-17",
+         "start": "2024-05-02T13:00:00+01:00", "end": "2024-05-02T15:00:00+01:00"}
       ]
     }
 
@@ -34,6 +40,10 @@ out everyone after the cut.  Per member:
   normalised UID)`` in hex, for membership systems that know the secret.
 - ``machines``: machine id to role (``user``, ``trainer``, ``maintainer``);
   the key ``"*"`` grants a role on every machine, and the higher role wins.
+  Instead of the role string an object gives the induction's details:
+  ``role`` (default ``user``), ``level`` (an induction level of the machine's
+  ``[access.policy]``, e.g. ``supervised``), ``inducted_at`` and ``last_used``
+  (ISO 8601; used by induction expiry, :mod:`gateway.access.expiry`).
 - ``valid_from`` / ``valid_until``: ISO 8601 dates or date-times, or null.
   Times without a zone are UTC; a date alone means the whole day, so
   ``"valid_until": "2024-12-31"`` still opens the machine on 31 December (UTC).
@@ -41,6 +51,11 @@ out everyone after the cut.  Per member:
 
 Unknown keys are errors, so a misspelt ``"suspend"`` cannot silently leave a
 member active.  A badge listed under two members is an error too.
+
+``bookings`` (optional) reserves machines for members
+(:mod:`gateway.access.bookings`); a booking for an unknown member, one that
+ends before it starts, or two that overlap for the same member or machine are
+errors naming the entry (``bookings[3]``).
 """
 
 from __future__ import annotations
@@ -56,9 +71,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import IntEnum
 from typing import Any, Literal
 
+from gateway.access.bookings import Booking, BookingError, parse_bookings
 from gateway.access.errors import AccessError
 
 SCHEMA_VERSION = 1
+MIN_YEAR, MAX_YEAR = 1970, 9000
 WILDCARD_MACHINE = "*"
 
 _HEX_UID = re.compile(r"^[0-9A-F]{1,32}$")
@@ -66,7 +83,8 @@ _HEX_HASH = re.compile(r"^[0-9a-f]{64}$")
 _MEMBER_KEYS = frozenset(
     {"id", "name", "badges", "badge_hashes", "machines", "valid_from", "valid_until", "suspended"}
 )
-_TOP_KEYS = frozenset({"version", "generated_at", "count", "members"})
+_INDUCTION_KEYS = frozenset({"role", "level", "inducted_at", "last_used"})
+_TOP_KEYS = frozenset({"version", "generated_at", "count", "members", "bookings"})
 
 
 class AccessListError(AccessError):
@@ -113,6 +131,15 @@ def badge_hash(uid: str, secret: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Induction:
+    """What the access list says about one member's induction on one machine."""
+
+    level: str | None = None
+    inducted_at: datetime | None = None
+    last_used: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     """One member as the gateway needs them; ``valid_until`` is exclusive."""
 
@@ -123,17 +150,26 @@ class Member:
     valid_until: datetime | None = None
     suspended_reason: str | None = None
     badge_hashes: frozenset[str] = frozenset()
+    inductions: Mapping[str, Induction] = field(default_factory=dict)
 
     def role_on(self, machine_id: str) -> Role | None:
         """The member's role on ``machine_id`` (the wildcard counts too), or None."""
         roles = [r for key, r in self.roles.items() if key in (machine_id, WILDCARD_MACHINE)]
         return max(roles) if roles else None
 
+    def induction_on(self, machine_id: str) -> Induction:
+        """The induction details for ``machine_id`` (else the wildcard's, else none)."""
+        found = self.inductions.get(machine_id) or self.inductions.get(WILDCARD_MACHINE)
+        return found if found is not None else _NO_INDUCTION
+
+
+_NO_INDUCTION = Induction()
+
 
 class AccessList:
     """A validated, immutable access list indexed by badge hash and member id."""
 
-    __slots__ = ("_by_badge", "_by_id", "generated_at", "members", "version")
+    __slots__ = ("_by_badge", "_by_id", "bookings", "generated_at", "members", "version")
 
     def __init__(
         self,
@@ -141,10 +177,12 @@ class AccessList:
         *,
         generated_at: datetime | None = None,
         version: int = SCHEMA_VERSION,
+        bookings: tuple[Booking, ...] = (),
     ) -> None:
         self.members: tuple[Member, ...] = tuple(members)
         self.generated_at = generated_at
         self.version = version
+        self.bookings = bookings
         self._by_id: dict[str, Member] = {}
         self._by_badge: dict[str, Member] = {}
         for m in self.members:
@@ -173,18 +211,47 @@ class AccessList:
     def by_id(self, member_id: str) -> Member | None:
         return self._by_id.get(member_id)
 
-    def with_inductions(self, machine_id: str, member_ids: set[str]) -> AccessList:
-        """This list plus the user role on ``machine_id`` for members inducted here
-        whose induction the membership system has not sent back yet."""
-        if not any((m := self.by_id(i)) and m.role_on(machine_id) is None for i in member_ids):
+    def with_inductions(
+        self, machine_id: str, grants: Mapping[str, Induction] | set[str]
+    ) -> AccessList:
+        """This list plus the inductions granted on ``machine_id`` at the machine that
+        the membership system has not sent back yet (a set of member ids means a
+        plain induction at the default level)."""
+        if isinstance(grants, set):
+            grants = {member_id: Induction() for member_id in grants}
+        pending = {
+            member_id: g
+            for member_id, g in grants.items()
+            if (m := self.by_id(member_id)) is not None and not covers(m, machine_id, g)
+        }
+        if not pending:
             return self
         members = [
-            replace(m, roles={**m.roles, machine_id: Role.USER})
-            if m.id in member_ids and m.role_on(machine_id) is None
+            replace(
+                m,
+                roles={**m.roles, machine_id: max(m.role_on(machine_id) or Role.USER, Role.USER)},
+                inductions={**m.inductions, machine_id: pending[m.id]},
+            )
+            if m.id in pending
             else m
             for m in self.members
         ]
-        return AccessList(members, generated_at=self.generated_at, version=self.version)
+        return AccessList(
+            members, generated_at=self.generated_at, version=self.version, bookings=self.bookings
+        )
+
+
+def covers(member: Member, machine_id: str, grant: Induction) -> bool:
+    """Does the list already hold ``grant`` (or better) for the member?"""
+    if member.role_on(machine_id) is None:
+        return False
+    have = member.induction_on(machine_id)
+    if grant.level is not None and have.level != grant.level:
+        return False
+    # Membership systems often keep the date alone: the same day counts.
+    if grant.inducted_at is None:
+        return True
+    return have.inducted_at is not None and have.inducted_at.date() >= grant.inducted_at.date()
 
 
 # -- parsing -------------------------------------------------------------------
@@ -199,11 +266,16 @@ def _parse_time(value: Any, *, end_of_day: bool, where: str) -> datetime | None:
         if len(value) == 10:
             day = date.fromisoformat(value)
             start = datetime.combine(day, time(0), tzinfo=UTC)
-            return start + timedelta(days=1) if end_of_day else start
-        parsed = datetime.fromisoformat(value)
-    except ValueError as err:
+            parsed = start + timedelta(days=1) if end_of_day else start
+        else:
+            parsed = datetime.fromisoformat(value)
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as err:
         raise AccessListError(f"{where} is not an ISO 8601 date or date-time") from err
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    # Far-off years would overflow the date arithmetic of expiry and bookings.
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise AccessListError(f"{where} is out of range (years {MIN_YEAR} to {MAX_YEAR})")
+    return parsed
 
 
 def _parse_member(raw: Any, index: int, secret: bytes) -> Member:
@@ -244,13 +316,33 @@ def _parse_member(raw: Any, index: int, secret: bytes) -> Member:
     if not isinstance(machines, dict):
         raise AccessListError(f"{where}: 'machines' must map machine ids to roles")
     roles: dict[str, Role] = {}
-    for machine_id, role_name in machines.items():
+    inductions: dict[str, Induction] = {}
+    for machine_id, entry in machines.items():
+        at = f"{where}: machine {machine_id!r}"
+        role_name: Any = entry
+        if isinstance(entry, dict):
+            unknown_keys = sorted(set(entry) - _INDUCTION_KEYS)
+            if unknown_keys:
+                raise AccessListError(f"{at} has unknown keys {unknown_keys}")
+            role_name = entry.get("role", "user")
+            level = entry.get("level")
+            if level is not None and (not isinstance(level, str) or not level.strip()):
+                raise AccessListError(f"{at}: 'level' must be a level name such as 'supervised'")
+            inductions[machine_id] = Induction(
+                level=level,
+                inducted_at=_parse_time(
+                    entry.get("inducted_at"), end_of_day=False, where=f"{at} inducted_at"
+                ),
+                last_used=_parse_time(
+                    entry.get("last_used"), end_of_day=False, where=f"{at} last_used"
+                ),
+            )
         if not isinstance(role_name, str):
-            raise AccessListError(f"{where}: role for {machine_id!r} must be a string")
+            raise AccessListError(f"{at}: the role must be a string or an induction object")
         try:
             roles[machine_id] = Role.parse(role_name)
         except ValueError as err:
-            raise AccessListError(f"{where}: machine {machine_id!r}: {err}") from None
+            raise AccessListError(f"{at}: {err}") from None
 
     suspended = raw.get("suspended")
     if suspended is not None and not isinstance(suspended, str):
@@ -269,6 +361,7 @@ def _parse_member(raw: Any, index: int, secret: bytes) -> Member:
         valid_until=valid_until,
         suspended_reason=suspended,
         badge_hashes=frozenset(hashes),
+        inductions=inductions,
     )
 
 
@@ -338,20 +431,45 @@ def parse_access_list(raw: bytes | str, secret: bytes) -> AccessList:
             "it is truncated or corrupted"
         )
     parsed = [_parse_member(m, i, secret) for i, m in enumerate(members)]
-    return AccessList(parsed, generated_at=generated_at, version=SCHEMA_VERSION)
+    known = {m.id: m.name for m in parsed}
+    raw_bookings = doc.get("bookings", [])
+    if not isinstance(raw_bookings, list):
+        raise AccessListError("access list 'bookings' must be a list")
+    try:
+        bookings = parse_bookings(raw_bookings, known)
+    except BookingError as err:
+        raise AccessListError(str(err)) from None
+    return AccessList(parsed, generated_at=generated_at, version=SCHEMA_VERSION, bookings=bookings)
 
 
 # -- the decision ------------------------------------------------------------------
 
 DenialReason = Literal[
-    "unknown_badge", "not_inducted", "expired", "not_yet_valid", "suspended", "locked_out"
+    "unknown_badge",
+    "not_inducted",
+    "expired",
+    "not_yet_valid",
+    "suspended",
+    "locked_out",
+    "induction_lapsed",
+    "booked",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Granted:
+    """May use the machine.  The policy fields are filled in by
+    :func:`gateway.access.policy.judge`: the member's induction ``level`` and its
+    ``rank``, whether it needs a supervisor present, whether this member can
+    supervise others, and a ``notice`` for the screen (an expiry warning)."""
+
     member: Member
     role: Role
+    level: str | None = None
+    rank: int = 0
+    supervised: bool = False
+    can_supervise: bool = False
+    notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +494,13 @@ def _last_day(until: datetime) -> str:
     if (until.hour, until.minute, until.second, until.microsecond) == (0, 0, 0, 0):
         return (until - timedelta(days=1)).strftime("%Y-%m-%d")
     return _day(until)
+
+
+def decide_member(member: Member, machine_id: str, now: datetime) -> Decision:
+    """:func:`decide` for a member already identified (not by a badge), without lockout."""
+    probe = "0" * 64
+    alone = AccessList([replace(member, badge_hashes=frozenset({probe}))])
+    return decide(alone, probe, machine_id, now, None)
 
 
 def decide(

@@ -11,15 +11,26 @@ rather than the member (the machine being in use, a rate limit) are not here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from gateway.access.members import AccessList, Denied, decide
+from gateway.access.members import AccessList, Decision, Denied, decide
 
 #: Refusals that end an open session when a new list brings them.  ``locked_out``
 #: means a maintainer's session under lockout whose member is no longer a maintainer.
 REVOKING_REASONS = frozenset(
-    {"unknown_badge", "suspended", "expired", "not_yet_valid", "not_inducted", "locked_out"}
+    {
+        "unknown_badge",
+        "suspended",
+        "expired",
+        "not_yet_valid",
+        "not_inducted",
+        "locked_out",
+        # The access policy's: an induction the list shows as lapsed.  A booking never
+        # revokes a session already open, so ``booked`` is not here.
+        "induction_lapsed",
+    }
 )
 
 _PROBE = "0" * 64
@@ -38,9 +49,11 @@ def revocation(
     machine_id: str,
     now: datetime,
     lockout: str | None,
+    policy: Callable[[Decision], Decision] | None = None,
 ) -> Revocation | None:
     """Why ``access_list`` no longer admits ``member_id`` on ``machine_id`` at ``now``,
-    or None if it still does."""
+    or None if it still does.  ``policy``: the machine's access policy applied to the
+    decision (:meth:`gateway.access.policy_state.PolicyState.judge`)."""
     member = access_list.by_id(member_id)
     if member is None:
         return Revocation(
@@ -51,6 +64,8 @@ def revocation(
     # matter: a member whose card was replaced is still the same member).
     alone = AccessList([replace(member, badge_hashes=frozenset({_PROBE}))])
     decision = decide(alone, _PROBE, machine_id, now, lockout)
+    if policy is not None:
+        decision = policy(decision)
     if isinstance(decision, Denied) and decision.reason in REVOKING_REASONS:
         return Revocation(decision.reason, decision.message)
     return None

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -36,6 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from gateway.access import policy_effects
 from gateway.access import session as core
 from gateway.access.config import AccessConfig, load_site_secret
 from gateway.access.errors import AccessError
@@ -44,12 +46,14 @@ from gateway.access.events import (
     AccessListReceived,
     AccessListUpdated,
     AccessState,
-    InductionRecorded,
     LockoutChanged,
+    NextBooking,
     RelayChanged,
     SessionEnded,
     SessionStarted,
+    SupervisionChanged,
 )
+from gateway.access.grants import GrantPusher, announce_pending
 from gateway.access.interlocks import Interlock
 from gateway.access.members import (
     AccessList,
@@ -61,6 +65,8 @@ from gateway.access.members import (
 )
 from gateway.access.outputs import BuzzerPattern, Outputs
 from gateway.access.pins import make_pin_factory
+from gateway.access.policy_commands import register_policy_commands
+from gateway.access.policy_state import PolicyState, grants_from_records
 from gateway.access.readers.base import BadgeRead, BadgeReader
 from gateway.access.readers.config import open_reader
 from gateway.access.readers.simulated import SimulatedReader
@@ -121,7 +127,8 @@ class AccessService(Service):
         self.machine_id = machine_id
         self.db_path = db_path
         self.bus = bus
-        self.machine = core.AccessMachine(config.rules)
+        self.policy = PolicyState(machine_id, config.policy)
+        self.machine = core.AccessMachine(config.rules, policy=self.policy.session_policy())
         self._store: AccessStore | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._outputs: Outputs | None = None
@@ -132,7 +139,10 @@ class AccessService(Service):
         self._effective = self._list
         self._list_source: str | None = None
         self._list_error: str | None = None
-        self._inducted: set[str] = set()
+        self._next_booking: NextBooking | None = None
+        self._notice: str | None = None
+        self._supervision: SupervisionChanged | None = None
+        self._pusher = GrantPusher(config.policy.grants, machine_id)
         self._session_id: str | None = None
         self._session_since: float | None = None
         self._job_session: str | None = None
@@ -162,6 +172,7 @@ class AccessService(Service):
             commands.register(name, handler)
         if config.enabled and config.simulated_readers:
             commands.register("present_badge", self._cmd_present_badge)
+        register_policy_commands(self, commands)
         if config.enabled and config.rules.remote_start == "always":
             log.warning(
                 'access.rules.remote_start = "always": jobs may start from the web API or '
@@ -235,6 +246,16 @@ class AccessService(Service):
                         tg.create_task(self._tick())
                         tg.create_task(self._follow_source(self._source))
                         tg.create_task(self._play_buzzes(outputs))
+                        if self._pusher.enabled:
+                            tg.create_task(self._pusher.run(store), name="grant-webhook")
+                        tg.create_task(
+                            announce_pending(
+                                store,
+                                self.bus,
+                                self.machine_id,
+                                self.config.policy.grants.resend_interval,
+                            )
+                        )
                         tg.create_task(self._stop_unattended_jobs())
             finally:
                 self._readers = {}
@@ -247,18 +268,25 @@ class AccessService(Service):
                 self._writer.shutdown(wait=True)
                 self._writer = None
             store.close()
+            gc.unfreeze()  # what was frozen with the lists may be collected again
 
     async def _restore(self, store: AccessStore) -> None:
-        def read() -> tuple[list[str], AccessList | None, LockoutRecord | None, set[str]]:
+        def read() -> tuple[list[str], AccessList | None, LockoutRecord | None, dict[str, Any]]:
             crashed = store.close_crashed_sessions(_wall())
             stored = store.load_access_list()
             lockout = store.load_lockout()
-            inducted = {
-                i.member_id for i in store.unsynced_inductions() if i.machine_id == self.machine_id
+            grants = {
+                i.member_id: (i.level, i.at)
+                for i in store.unsynced_inductions()
+                if i.machine_id == self.machine_id
             }
-            return crashed, stored, lockout, inducted
+            extra = {"grants": grants, "bookings": store.bookings(), "used": store.last_used()}
+            return crashed, stored, lockout, extra
 
-        _crashed, stored, lockout, self._inducted = await asyncio.to_thread(read)
+        _crashed, stored, lockout, extra = await asyncio.to_thread(read)
+        self.policy.grants = grants_from_records(extra["grants"])
+        self.policy.set_local_bookings(extra["bookings"])
+        self.policy.last_used = extra["used"]
         meta = await asyncio.to_thread(store.list_meta)
         self._list_source, self._list_error = meta.source, meta.last_error
         self._set_list(stored or AccessList.empty())
@@ -270,6 +298,7 @@ class AccessService(Service):
         self.machine = core.AccessMachine(
             self.config.rules,
             lockout=core.Lockout(lockout.reason, lockout.by) if lockout else None,
+            policy=self.policy.session_policy(),
         )
         self._session_id = self._job_session = None
 
@@ -342,6 +371,7 @@ class AccessService(Service):
             await asyncio.sleep(1.0)
             now = time.monotonic()
             self._feed(core.Tick(now))
+            self._publish_next_booking()
             if now - last_heartbeat >= HEARTBEAT_INTERVAL:
                 last_heartbeat = now
                 if (sid := self._session_id) is not None:
@@ -367,10 +397,19 @@ class AccessService(Service):
             await asyncio.sleep(backoff.next_delay())
 
     def _on_source_result(self, result: SourceResult) -> None:
+        if isinstance(result, ListFetched) and (
+            problem := self.policy.contradiction(result.access_list)
+        ):
+            result = ListFailed(result.source, problem)
         match result:
             case ListFetched(access_list=access_list, source=name, etag=etag):
                 log.info("access list from %s applied: %d members", name, len(access_list))
                 self._set_list(access_list)
+                # A large list is hundreds of thousands of long-lived objects; left in the
+                # collector's generations, each full collection walks them all and stalls
+                # the loop (a badge waits).  Frozen, they are skipped; they hold no
+                # reference cycles, so a replaced list is still freed by reference counting.
+                gc.freeze()
                 self._list_source, self._list_error = name, None
                 self._write(
                     partial(
@@ -407,13 +446,15 @@ class AccessService(Service):
         if active is None:
             return
         lockout = snap.lockout
+        now = datetime.now(UTC)
         revoked = revocation(
             self._effective,
             active.member_id,
             active.member_name,
             self.machine_id,
-            datetime.now(UTC),
+            now,
             lockout.reason if lockout else None,
+            policy=lambda decision: self.policy.judge(decision, now),
         )
         if revoked is None:
             return
@@ -453,7 +494,22 @@ class AccessService(Service):
 
     def _set_list(self, access_list: AccessList) -> None:
         self._list = access_list
-        self._effective = access_list.with_inductions(self.machine_id, self._inducted)
+        self.policy.set_list_bookings(access_list.bookings)
+        if confirmed := self.policy.confirmed(access_list):
+            log.info("the access list now has %d induction(s) granted here", len(confirmed))
+            confirm = partial(
+                policy_effects.mark_confirmed, machine_id=self.machine_id, members=confirmed
+            )
+            self._write(confirm)
+        self._effective = access_list.with_inductions(self.machine_id, self.policy.grants)
+        self._publish_next_booking()
+
+    def _publish_next_booking(self) -> None:
+        # What the screens show of bookings must never stop the tick that ends sessions.
+        try:
+            policy_effects.publish_next_booking(self)
+        except Exception:
+            log.exception("could not work out the next booking; the screens may be stale")
 
     def _decide(self, uid: str) -> Decision:
         try:
@@ -461,13 +517,15 @@ class AccessService(Service):
         except ValueError:
             return Denied("unknown_badge", "Badge not recognised. Ask staff to register it.")
         lockout = self.machine.snapshot.lockout
-        return decide(
+        now = datetime.now(UTC)
+        decision = decide(
             self._effective,
             uid_hash,
             self.machine_id,
-            datetime.now(UTC),
+            now,
             lockout.reason if lockout else None,
         )
+        return self.policy.judge(decision, now)
 
     def _on_badge(self, read: BadgeRead) -> None:
         now = time.monotonic()
@@ -486,6 +544,7 @@ class AccessService(Service):
             )
             member = decision.member.id if decision.member else "unknown member"
             log.info("badge on reader %s: %s, %s", read.reader, member, outcome)
+            policy_effects.note_booked_supervisor(self, decision, now)
         self._feed(core.BadgePresented(decision, now))
 
     def _feed(self, event: core.Input) -> list[core.Effect]:
@@ -539,25 +598,10 @@ class AccessService(Service):
             case core.RateLimited(message=message):
                 self._last_denial = message
                 self.bus.publish(AccessDenied(reason="rate_limited", message=message))
-            case core.InductionRecorded(trainer_id=trainer_id, member_id=member_id):
-                log.info(
-                    "induction on %s: %s by trainer %s", self.machine_id, member_id, trainer_id
-                )
-                self._inducted.add(member_id)
-                self._set_list(self._list)
-                self._write(
-                    partial(
-                        AccessStore.record_induction,
-                        trainer_id=trainer_id,
-                        member_id=member_id,
-                        at=_wall(),
-                    )
-                )
-                self.bus.publish(
-                    InductionRecorded(
-                        trainer_id=trainer_id, member_id=member_id, machine_id=self.machine_id
-                    )
-                )
+            case core.InductionRecorded():
+                policy_effects.induction_recorded(self, effect)
+            case core.SupervisionChanged():
+                policy_effects.supervision_changed(self, effect)
             case core.LockoutUpdated(active=active, reason=lockout_reason, by=by):
                 log.warning(
                     "lockout %s by %s%s",
@@ -576,6 +620,8 @@ class AccessService(Service):
     def _session_opened(self, effect: core.SessionOpened) -> None:
         sid = uuid.uuid4().hex
         self._session_id, self._session_since = sid, _wall()
+        self._notice, self._supervision = effect.notice, None
+        self.policy.session_opened(effect.member_id, datetime.now(UTC))
         self._write(
             partial(
                 AccessStore.open_session,
@@ -593,12 +639,17 @@ class AccessService(Service):
                 member_name=effect.member_name,
                 role=effect.role.label,
                 inducted_by=effect.inducted_by,
+                level=effect.level,
+                supervisor_id=effect.supervisor_id,
+                supervisor_name=effect.supervisor_name,
+                notice=effect.notice,
             )
         )
 
     def _session_closed(self, effect: core.SessionClosed) -> None:
         sid = self._session_id
         self._session_id = self._session_since = None
+        self._notice = self._supervision = None
         if sid is None:
             return
         self._write(
@@ -702,7 +753,8 @@ class AccessService(Service):
                 "last_error": self._list_error,
             },
             "readers": sorted(self._readers),
-            "pending_inductions": len(self._inducted),
+            "pending_inductions": len(self.policy.grants),
+            "policy": policy_effects.status(self, now),
         }
 
     async def sessions(self, limit: int = 50) -> list[dict[str, Any]]:

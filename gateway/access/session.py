@@ -42,6 +42,25 @@ Rules, in the order a reviewer will ask about them:
 - Rate limit: after ``denied_rate_limit`` refusals within ``denied_window``
   seconds, further badges are refused with "too many attempts" without the
   decision being looked at, until the oldest refusal leaves the window.
+- Supervision (:class:`SessionPolicy`, levels from :mod:`gateway.access.tiers`):
+  a member whose level is ``supervised`` is admitted only while someone who can
+  supervise is present (:mod:`gateway.access.presence_feed`: badged here or at
+  a nearby gateway within the supervision window, or announced by the door,
+  and not gone).  A supervisor's session is handed straight to a supervised
+  member who badges while it is open and no job runs (``handover``).  When the
+  supervisor badges again, or is announced out, the member is warned and the
+  session ends ``supervision_grace`` seconds later (``supervisor_left``) by the
+  job rule, unless another supervisor is present or turns up first
+  (:mod:`gateway.access.supervision` watches; this module ends the session).
+- Lone working: with ``lone_working`` a session starts only while at least one
+  other member is present; when the last one leaves (or their sighting runs out)
+  the member is warned and the session ends ``supervision_grace`` seconds later
+  (``alone``) by the job rule, unless someone turns up first.
+- Grants: a trainer in their window may choose the level to grant
+  (:class:`GrantLevelChosen`); the next badge of a member below that level, not
+  inducted, or with a lapsed induction records an induction at that level and
+  takes the machine over, as above.
+- Every refusal names its rule (:data:`RefusalReason`), for the screen and records.
 - Presence: a job may start or resume only while a member is in session at the
   machine (:func:`may_start`); from outside the kiosk ``rules.remote_start``
   may forbid it (``never``) or, explicitly, relax it (``always``).  A job that
@@ -56,335 +75,154 @@ Rules, in the order a reviewer will ask about them:
 - A job finishing after its session ended that is paused is not finishing: if
   nobody badges in to resume it within ``idle_timeout``, the relay goes off
   (``paused_unattended``) rather than hold a stalled machine powered for ever.
+
+The machine's vocabulary (states, inputs, effects, the snapshot) lives in
+:mod:`gateway.access.session_types` and is re-exported here, so callers keep
+writing ``session.RelayOn``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Literal
 
+from gateway.access import supervision
 from gateway.access.config import MachineRules, RemoteStart
 from gateway.access.members import Decision, Denied, Granted, Member, Role
-
-
-class State(StrEnum):
-    LOCKED = "locked"
-    AUTHORISED = "authorised"
-    IN_USE = "in_use"
-    ENDING = "ending"
-    LOCKOUT = "lockout"
-
-
-RELAY_ON_STATES = frozenset({State.AUTHORISED, State.IN_USE, State.ENDING})
-
-IndicatorKind = Literal["locked", "authorised", "in_use", "denied", "lockout", "off"]
-BuzzPattern = Literal["granted", "denied", "warning", "induction"]
-CloseReason = Literal[
-    "badge_out",
-    "idle_timeout",
-    "max_session",
-    "lockout",
-    "interlock",
-    "estop",
-    "shutdown",
-    "takeover",
-    "revoked",
-    "admin_cut",
-]
-RefusalReason = Literal[
-    "unknown_badge",
-    "not_inducted",
-    "expired",
-    "not_yet_valid",
-    "suspended",
-    "locked_out",
-    "in_use",
-    "interlock",
-]
-
-
-# -- inputs --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BadgePresented:
-    """A badge was read and :func:`~gateway.access.members.decide` judged it."""
-
-    decision: Decision
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class BadgeOut:
-    """End the current session as if its member had badged again (``badge_out`` command)."""
-
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class JobStarted:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class JobEnded:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class JobPaused:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class JobResumed:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class InterlockTripped:
-    name: str
-    kind: str  # lid | door | estop
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class InterlockCleared:
-    name: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class EStop:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class LockoutSet:
-    reason: str
-    by: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class LockoutCleared:
-    by: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Shutdown:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class MemberRevoked:
-    """A new access list no longer admits ``member_id`` here; ``message`` says why."""
-
-    member_id: str
-    reason: str  # suspended | expired | not_yet_valid | not_inducted | unknown_badge | ...
-    message: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class CutNow:
-    """An admin cuts the power at once, even under a running job."""
-
-    by: str
-    at: float
-
-
-Input = (
-    BadgePresented
-    | BadgeOut
-    | JobStarted
-    | JobEnded
-    | JobPaused
-    | JobResumed
-    | Tick
-    | InterlockTripped
-    | InterlockCleared
-    | EStop
-    | LockoutSet
-    | LockoutCleared
-    | Shutdown
-    | MemberRevoked
-    | CutNow
+from gateway.access.presence_feed import Sighting
+from gateway.access.session_types import (
+    DEFAULT_POLICY,
+    NOBODY,
+    RELAY_ON_STATES,
+    ActiveSession,
+    BadgeOut,
+    BadgePresented,
+    Buzz,
+    BuzzPattern,
+    CloseReason,
+    CutNow,
+    Effect,
+    EStop,
+    GrantLevelChosen,
+    IndicatorKind,
+    InductionRecorded,
+    Input,
+    InterlockCleared,
+    InterlockTripped,
+    JobEnded,
+    JobPaused,
+    JobResumed,
+    JobStarted,
+    Lockout,
+    LockoutCleared,
+    LockoutSet,
+    LockoutUpdated,
+    MemberRevoked,
+    PresenceLeft,
+    PresenceSeen,
+    RateLimited,
+    RefusalReason,
+    Refused,
+    RelayOff,
+    RelayOn,
+    Result,
+    SessionClosed,
+    SessionOpened,
+    SessionPolicy,
+    ShowIndicator,
+    Shutdown,
+    Snapshot,
+    State,
+    StopJob,
+    SupervisionChanged,
+    Tick,
+    TrainerWindow,
 )
 
-# -- effects -------------------------------------------------------------------
+__all__ = [
+    "DEFAULT_POLICY",
+    "NOBODY",
+    "NO_MEMBER_FOR_JOB",
+    "NO_SESSION_MESSAGE",
+    "RELAY_ON_STATES",
+    "AccessMachine",
+    "ActiveSession",
+    "BadgeOut",
+    "BadgePresented",
+    "Buzz",
+    "BuzzPattern",
+    "CloseReason",
+    "CutNow",
+    "EStop",
+    "Effect",
+    "GrantLevelChosen",
+    "IndicatorKind",
+    "InductionRecorded",
+    "Input",
+    "InterlockCleared",
+    "InterlockTripped",
+    "JobEnded",
+    "JobPaused",
+    "JobResumed",
+    "JobStarted",
+    "Lockout",
+    "LockoutCleared",
+    "LockoutSet",
+    "LockoutUpdated",
+    "MemberRevoked",
+    "PresenceLeft",
+    "PresenceSeen",
+    "RateLimited",
+    "RefusalReason",
+    "Refused",
+    "RelayOff",
+    "RelayOn",
+    "Result",
+    "SessionClosed",
+    "SessionOpened",
+    "SessionPolicy",
+    "ShowIndicator",
+    "Shutdown",
+    "Snapshot",
+    "StartAllowed",
+    "StartRefusal",
+    "StartRefused",
+    "State",
+    "StopJob",
+    "SupervisionChanged",
+    "Tick",
+    "TrainerWindow",
+    "may_start",
+    "transition",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class RelayOn:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class RelayOff:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ShowIndicator:
-    kind: IndicatorKind
-
-
-@dataclass(frozen=True, slots=True)
-class Buzz:
-    pattern: BuzzPattern
-
-
-@dataclass(frozen=True, slots=True)
-class SessionOpened:
-    member_id: str
-    member_name: str
-    role: Role
-    inducted_by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionClosed:
-    member_id: str
-    member_name: str
-    reason: CloseReason
-    duration: float
-    jobs: int
-    message: str = ""  # for the screen and the records, when the reason needs one
-
-
-@dataclass(frozen=True, slots=True)
-class StopJob:
-    """Stop the running job: it started with no member in session."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """A badge was refused; ``message`` is for the screen.  Never carries the badge."""
-
-    reason: RefusalReason
-    message: str
-    member_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class InductionRecorded:
-    trainer_id: str
-    member_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimited:
-    retry_after: float
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class LockoutUpdated:
-    active: bool
-    reason: str | None
-    by: str
-
-
-Effect = (
-    RelayOn
-    | RelayOff
-    | ShowIndicator
-    | Buzz
-    | SessionOpened
-    | SessionClosed
-    | Refused
-    | InductionRecorded
-    | RateLimited
-    | LockoutUpdated
-    | StopJob
-)
-
-# -- the snapshot -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveSession:
-    member_id: str
-    member_name: str
-    role: Role
-    started_at: float
-    last_activity: float
-    jobs: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Lockout:
-    reason: str
-    by: str
-
-
-@dataclass(frozen=True, slots=True)
-class TrainerWindow:
-    trainer_id: str
-    until: float
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Everything the machine knows.  ``session`` is set exactly in AUTHORISED and
-    IN_USE; ``previous`` is the ended session whose relay ENDING is holding."""
-
-    state: State = State.LOCKED
-    session: ActiveSession | None = None
-    previous: ActiveSession | None = None
-    job_running: bool = False
-    grace_until: float | None = None
-    lockout: Lockout | None = None
-    tripped: frozenset[str] = frozenset()
-    trainer: TrainerWindow | None = None
-    denials: tuple[float, ...] = ()
-    #: The member whose session the running job started in; None if it started with
-    #: nobody in session (it is being stopped) or no job is running.
-    job_member: str | None = None
-    #: When the running job was paused; None while it runs (or no job).
-    paused_since: float | None = None
-
-    @property
-    def relay_on(self) -> bool:
-        return self.state in RELAY_ON_STATES
-
-    @property
-    def indicator(self) -> IndicatorKind:
-        match self.state:
-            case State.LOCKED:
-                return "locked"
-            case State.AUTHORISED:
-                return "authorised"
-            case State.IN_USE:
-                return "in_use"
-            case State.ENDING:
-                return "in_use" if self.job_running else "authorised"
-            case State.LOCKOUT:
-                return "lockout"
-
-
-Result = tuple[Snapshot, list[Effect]]
 
 # -- the transition function ------------------------------------------------------
 
 
-def transition(s: Snapshot, event: Input, rules: MachineRules) -> Result:
+def transition(
+    s: Snapshot, event: Input, rules: MachineRules, policy: SessionPolicy = DEFAULT_POLICY
+) -> Result:
     """The one transition function: the next snapshot and the effects to carry out."""
     match event:
         case BadgePresented(decision=decision, at=at):
-            new, effects = _badge(s, decision, at, rules)
+            new, effects = _badge(s, decision, at, rules, policy)
+            # A supervisor badging off may have been the member's last company.
+            new, company = _company(new, at, rules, policy)
+            effects += company
         case BadgeOut(at=at):
+            if s.session is not None and s.session.can_supervise:
+                # Badged out at the screen: still here for a while, able to supervise.
+                here = Sighting(
+                    s.session.member_id,
+                    s.session.member_name,
+                    True,
+                    at + policy.supervision_window,
+                    "here",
+                )
+                s = replace(s, presence=s.presence.add(here))
             new, effects = _end(s, "badge_out", at, rules) if s.session else (s, [])
         case JobStarted():
             new, effects = _job_started(s, rules)
@@ -395,7 +233,7 @@ def transition(s: Snapshot, event: Input, rules: MachineRules) -> Result:
         case JobResumed():
             new, effects = replace(s, paused_since=None), []
         case Tick(at=at):
-            new, effects = _tick(s, at, rules)
+            new, effects = _tick(s, at, rules, policy)
         case InterlockTripped(name=name, kind=kind, at=at):
             reason: CloseReason = "estop" if kind == "estop" else "interlock"
             new, effects = _cut(replace(s, tripped=s.tripped | {name}), reason, at)
@@ -420,6 +258,23 @@ def transition(s: Snapshot, event: Input, rules: MachineRules) -> Result:
                 )
         case Shutdown(at=at):
             new, effects = _cut(s, "shutdown", at)
+        case PresenceSeen(sighting=sighting, at=at):
+            seen = replace(s, presence=s.presence.add(sighting))
+            new, effects = _supervision(seen, at, rules, policy)
+            new, company = _company(new, at, rules, policy)
+            effects += company
+        case PresenceLeft(member_id=member_id, at=at):
+            gone = replace(s, presence=s.presence.remove(member_id))
+            new, effects = _supervision(gone, at, rules, policy)
+            new, company = _company(new, at, rules, policy)
+            effects += company
+        case GrantLevelChosen(level=level, rank=rank, supervised=supervised):
+            trainer = s.trainer
+            if trainer is None or s.session is None or s.session.member_id != trainer.trainer_id:
+                new, effects = s, []
+            else:
+                chosen = replace(trainer, level=level, rank=rank, supervised=supervised)
+                new, effects = replace(s, trainer=chosen), []
         case MemberRevoked(member_id=member_id, message=message, at=at):
             new, effects = _revoke(s, member_id, message, at, rules)
         case CutNow(at=at):
@@ -452,7 +307,15 @@ def _cut(s: Snapshot, reason: CloseReason, at: float) -> Result:
         effects.append(_closed(s.session, reason, at))
     if effects and reason != "shutdown":
         effects.append(Buzz("warning"))
-    return replace(s, state=_resting(s), session=None, previous=None, grace_until=None), effects
+    return replace(
+        s,
+        state=_resting(s),
+        session=None,
+        previous=None,
+        grace_until=None,
+        supervision_lost_at=None,
+        alone_since=None,
+    ), effects
 
 
 def _hold_for_job(s: Snapshot, at: float) -> Snapshot:
@@ -469,12 +332,19 @@ def _hold_for_job(s: Snapshot, at: float) -> Snapshot:
 
 
 def _end(s: Snapshot, reason: CloseReason, at: float, rules: MachineRules) -> Result:
-    """A normal end (badge-out, idle, max session): the relay may be held."""
+    """A normal end (badge-out, idle, max session, supervisor gone): the relay may be held."""
     assert s.session is not None
     closed = _closed(s.session, reason, at)
+    s = replace(s, supervision_lost_at=None, alone_since=None)
     if s.job_running and rules.badge_out == "after_job":
         return _hold_for_job(s, at), [closed]
-    if not s.job_running and rules.grace_period > 0 and s.lockout is None:
+    # No grace for a member whose supervisor or company left: they had theirs.
+    if (
+        not s.job_running
+        and rules.grace_period > 0
+        and s.lockout is None
+        and reason not in ("supervisor_left", "alone")
+    ):
         return replace(
             s,
             state=State.ENDING,
@@ -498,7 +368,9 @@ def _refuse(
     ]
 
 
-def _badge(s: Snapshot, decision: Decision, at: float, rules: MachineRules) -> Result:
+def _badge(
+    s: Snapshot, decision: Decision, at: float, rules: MachineRules, policy: SessionPolicy
+) -> Result:
     recent = tuple(t for t in s.denials if at - t < rules.denied_window)
     s = replace(s, denials=recent)
     if len(recent) >= rules.denied_rate_limit:
@@ -508,15 +380,24 @@ def _badge(s: Snapshot, decision: Decision, at: float, rules: MachineRules) -> R
             ShowIndicator("denied"),
             Buzz("denied"),
         ]
+    window = s.trainer if s.trainer is not None and at <= s.trainer.until else None
     match decision:
-        case Denied(reason="not_inducted", member=Member() as member) if (
-            s.trainer is not None and at <= s.trainer.until
+        case Denied(reason="not_inducted" | "induction_lapsed", member=Member() as member) if (
+            window is not None
         ):
-            return _induct(s, member, at, rules)
+            return _induct(s, member, window, at, rules, policy)
         case Denied(reason=reason, message=message, member=member):
             return _refuse(s, reason, message, member.id if member else None, at)
-        case Granted(member=member, role=role):
-            return _granted(s, member, role, at, rules)
+        case Granted() as granted:
+            if (
+                window is not None
+                and window.level is not None
+                and granted.member.id != window.trainer_id
+                and granted.role < Role.TRAINER
+                and granted.rank < window.rank
+            ):
+                return _induct(s, granted.member, window, at, rules, policy)
+            return _granted(s, granted, at, rules, policy)
 
 
 def _free_for_new_session(s: Snapshot, member: Member, role: Role, at: float) -> Result | None:
@@ -535,14 +416,40 @@ def _free_for_new_session(s: Snapshot, member: Member, role: Role, at: float) ->
     return None
 
 
-def _granted(s: Snapshot, member: Member, role: Role, at: float, rules: MachineRules) -> Result:
-    if s.session is not None:
-        if s.session.member_id == member.id:
+def _granted(
+    s: Snapshot, g: Granted, at: float, rules: MachineRules, policy: SessionPolicy
+) -> Result:
+    member, role = g.member, g.role
+    if g.can_supervise:
+        seen = Sighting(member.id, member.name, True, at + policy.supervision_window, "here")
+        s = replace(s, presence=s.presence.add(seen))
+    session = s.session
+    if session is not None:
+        if session.member_id == member.id:
             return _end(s, "badge_out", at, rules)
+        if session.supervisor_id == member.id:
+            # The supervisor badges off: they are leaving.
+            left = replace(s, presence=s.presence.remove(member.id))
+            return _supervision(left, at, rules, policy)
+        if session.supervised and g.can_supervise:
+            return _supervision(s, at, rules, policy, prefer=member.id)
+        if (
+            g.supervised
+            and session.can_supervise
+            and not s.job_running
+            and _free_for_new_session(s, member, role, at) is None
+        ):
+            # The supervisor at the machine hands it to the member they supervise.
+            holder = Sighting(
+                session.member_id, session.member_name, True, at + policy.supervision_window, "here"
+            )
+            s = replace(s, presence=s.presence.add(holder))
+            new, opened = _open(s, g, at, rules, supervisor=holder)
+            return new, [_closed(session, "handover", at), *opened]
         return _refuse(
             s,
             "in_use",
-            f"Machine in use by {s.session.member_name}. Ask them to badge out.",
+            f"Machine in use by {session.member_name}. Ask them to badge out.",
             member.id,
             at,
         )
@@ -561,47 +468,141 @@ def _granted(s: Snapshot, member: Member, role: Role, at: float, rules: MachineR
             member.id,
             at,
         )
-    return _open(s, member, role, at, rules)
+    supervisor = None
+    if g.supervised:
+        supervisor = s.presence.supervisor(at, excluding=member.id)
+        if supervisor is None:
+            return _refuse(
+                s,
+                "needs_supervision",
+                f"{member.name}, your {g.level or 'supervised'} induction needs a supervisor: "
+                "a member with a higher induction must badge in here first.",
+                member.id,
+                at,
+            )
+    if policy.lone_working and s.presence.others(at, excluding=member.id) < 1:
+        return _refuse(
+            s,
+            "lone_working",
+            f"{member.name}, this machine needs two members in the space. "
+            "Ask someone to badge in at the door or here first.",
+            member.id,
+            at,
+        )
+    return _open(s, g, at, rules, supervisor=supervisor)
 
 
 def _open(
     s: Snapshot,
-    member: Member,
-    role: Role,
+    g: Granted,
     at: float,
     rules: MachineRules,
+    *,
     inducted_by: str | None = None,
+    supervisor: Sighting | None = None,
 ) -> Result:
+    member, role = g.member, g.role
     effects: list[Effect] = []
     if not s.relay_on:
         effects.append(RelayOn("induction" if inducted_by else "session"))
-    effects.append(SessionOpened(member.id, member.name, role, inducted_by))
+    effects.append(
+        SessionOpened(
+            member.id,
+            member.name,
+            role,
+            inducted_by,
+            level=g.level,
+            supervisor_id=supervisor.member_id if supervisor else None,
+            supervisor_name=supervisor.name if supervisor else None,
+            notice=g.notice,
+        )
+    )
     effects.append(Buzz("induction" if inducted_by else "granted"))
-    trainer = TrainerWindow(member.id, at + rules.trainer_window) if role >= Role.TRAINER else None
+    trainer = (
+        TrainerWindow(member.id, at + rules.trainer_window, trainer_name=member.name)
+        if role >= Role.TRAINER
+        else None
+    )
+    session = ActiveSession(
+        member.id,
+        member.name,
+        role,
+        at,
+        at,
+        level=g.level,
+        supervised=g.supervised,
+        can_supervise=g.can_supervise,
+        supervisor_id=supervisor.member_id if supervisor else None,
+        supervisor_name=supervisor.name if supervisor else None,
+    )
     # A member badging in while a job runs is present for it and takes it on.
     return replace(
         s,
         state=State.IN_USE if s.job_running else State.AUTHORISED,
-        session=ActiveSession(member.id, member.name, role, at, at),
+        session=session,
         previous=None,
         grace_until=None,
         trainer=trainer,
+        supervision_lost_at=None,
+        alone_since=None,
         job_member=member.id if s.job_running else None,
     ), effects
 
 
-def _induct(s: Snapshot, member: Member, at: float, rules: MachineRules) -> Result:
-    assert s.trainer is not None
-    trainer_id = s.trainer.trainer_id
+def _induct(
+    s: Snapshot,
+    member: Member,
+    window: TrainerWindow,
+    at: float,
+    rules: MachineRules,
+    policy: SessionPolicy,
+) -> Result:
+    trainer_id = window.trainer_id
     if (refusal := _free_for_new_session(s, member, Role.USER, at)) is not None:
         return refusal
     if s.job_running or (s.session is not None and s.session.member_id != trainer_id):
         return _refuse(s, "in_use", "The machine is busy. Induct when it is free.", member.id, at)
-    effects: list[Effect] = [InductionRecorded(trainer_id, member.id)]
+    effects: list[Effect] = [InductionRecorded(trainer_id, member.id, window.level)]
     if s.session is not None:
         effects.append(_closed(s.session, "takeover", at))
-    new, opened = _open(s, member, Role.USER, at, rules, inducted_by=trainer_id)
+    # The trainer is at the machine: they supervise a supervised grant.
+    trainer = Sighting(
+        trainer_id, window.trainer_name, True, at + policy.supervision_window, "here"
+    )
+    s = replace(s, presence=s.presence.add(trainer))
+    granted = Granted(
+        member,
+        Role.USER,
+        level=window.level,
+        rank=window.rank,
+        supervised=window.supervised,
+        can_supervise=False,
+    )
+    new, opened = _open(
+        s,
+        granted,
+        at,
+        rules,
+        inducted_by=trainer_id,
+        supervisor=trainer if window.supervised else None,
+    )
     return new, effects + opened
+
+
+def _supervision(
+    s: Snapshot,
+    at: float,
+    rules: MachineRules,
+    policy: SessionPolicy,
+    prefer: str | None = None,
+) -> Result:
+    new, effects, end = supervision.watch(s, at, policy, prefer)
+    return _end(new, "supervisor_left", at, rules) if end else (new, effects)
+
+
+def _company(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) -> Result:
+    new, effects, end = supervision.company(s, at, policy)
+    return _end(new, "alone", at, rules) if end else (new, effects)
 
 
 NO_MEMBER_FOR_JOB = (
@@ -674,14 +675,24 @@ def _revoke(s: Snapshot, member_id: str, message: str, at: float, rules: Machine
     return s, []
 
 
-def _tick(s: Snapshot, at: float, rules: MachineRules) -> Result:
+def _tick(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) -> Result:
     if s.trainer is not None and at > s.trainer.until:
         s = replace(s, trainer=None)
     if s.denials and at - s.denials[-1] >= rules.denied_window:
         s = replace(s, denials=())
+    keep = s.session.supervisor_id if s.session is not None else None
+    s = replace(s, presence=s.presence.prune(at, keep=keep))
     match s.state:
         case State.AUTHORISED | State.IN_USE:
+            s, company = _company(s, at, rules, policy)
+            if company:
+                return s, company
             assert s.session is not None
+            if (
+                s.supervision_lost_at is not None
+                and at - s.supervision_lost_at >= policy.supervision_grace
+            ):
+                return _end(s, "supervisor_left", at, rules)
             if at - s.session.started_at >= rules.max_session:
                 return _end(s, "max_session", at, rules)
             if not s.job_running and at - s.session.last_activity >= rules.idle_timeout:
@@ -750,12 +761,19 @@ def may_start(s: Snapshot, rules: MachineRules, *, at_machine: bool) -> StartAll
 class AccessMachine:
     """The state machine with its rules, for the service: feed inputs, get effects."""
 
-    def __init__(self, rules: MachineRules, *, lockout: Lockout | None = None) -> None:
+    def __init__(
+        self,
+        rules: MachineRules,
+        *,
+        lockout: Lockout | None = None,
+        policy: SessionPolicy = DEFAULT_POLICY,
+    ) -> None:
         self.rules = rules
+        self.policy = policy
         self.snapshot = Snapshot(state=State.LOCKOUT if lockout else State.LOCKED, lockout=lockout)
 
     def handle(self, event: Input) -> list[Effect]:
-        self.snapshot, effects = transition(self.snapshot, event, self.rules)
+        self.snapshot, effects = transition(self.snapshot, event, self.rules, self.policy)
         return effects
 
     @property

@@ -14,6 +14,10 @@ Tables (created if missing; all prefixed ``access_`` in the shared file):
 - ``access_denials``: refused badges (reason, time, member id or NULL); never
   a UID or a badge hash.
 - ``access_lockout``: the active maintenance lockout, so it survives restarts.
+- ``access_bookings``: bookings made here (admin API, MQTT ``book``); bookings
+  from the access list are kept with the list (``access_list_meta.bookings``).
+  ``access_inductions.level`` is the level granted and ``pushed`` whether the
+  grant webhook has it; ``access_members.inductions`` the list's induction details.
 
 All methods block; the service calls them with :func:`asyncio.to_thread`.  One
 connection is shared by those worker threads (hence ``check_same_thread=False``)
@@ -36,8 +40,9 @@ from typing import Any, TextIO
 
 from sqlite_utils import Database
 
+from gateway.access.bookings import Booking, BookingError, parse_bookings
 from gateway.access.errors import AccessError
-from gateway.access.members import AccessList, AccessListError, Member, Role
+from gateway.access.members import AccessList, AccessListError, Induction, Member, Role
 from gateway.store import connect
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,7 @@ SESSIONS = "access_sessions"
 INDUCTIONS = "access_inductions"
 DENIALS = "access_denials"
 LOCKOUT = "access_lockout"
+BOOKINGS = "access_bookings"
 JOB_STARTS = "access_job_starts"
 
 
@@ -110,6 +116,18 @@ class InductionRecord:
     machine_id: str
     at: float
     synced: bool
+    level: str | None = None
+    pushed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "trainer_id": self.trainer_id,
+            "member_id": self.member_id,
+            "machine_id": self.machine_id,
+            "level": self.level,
+            "at": _iso(self.at),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +163,40 @@ def _epoch(t: datetime | None) -> float | None:
     if t is None:
         return None
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+
+
+def _aware(text: str) -> datetime:
+    """A stored time, UTC if a hand edit left it without a zone (an aware and a naive
+    time cannot be compared: a badge would raise).  Far-off years count as corrupt."""
+    t = datetime.fromisoformat(text)
+    t = t if t.tzinfo else t.replace(tzinfo=UTC)
+    if not 1970 <= t.year <= 9000:
+        raise _Corrupt(f"{text!r} is out of range")
+    return t
+
+
+def _induction_json(i: Induction) -> dict[str, str | None]:
+    return {
+        "level": i.level,
+        "inducted_at": i.inducted_at.isoformat() if i.inducted_at else None,
+        "last_used": i.last_used.isoformat() if i.last_used else None,
+    }
+
+
+def _induction(raw: Any) -> Induction:
+    if not isinstance(raw, dict):
+        raise _Corrupt("an induction is not an object")
+
+    def when(key: str) -> datetime | None:
+        value = raw.get(key)
+        return _aware(value) if isinstance(value, str) else None
+
+    level = raw.get("level")
+    return Induction(
+        level=level if isinstance(level, str) else None,
+        inducted_at=when("inducted_at"),
+        last_used=when("last_used"),
+    )
 
 
 def _iso(t: float | None) -> str:
@@ -248,6 +300,19 @@ class AccessStore:
             pk="machine_id",
             if_not_exists=True,
         )
+        db.table(BOOKINGS).create(
+            {
+                "id": str,
+                "machine_id": str,
+                "member_id": str,
+                "member_name": str,
+                "start": str,
+                "end": str,
+                "made_by": str,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
         # Who started or resumed each job, and which member was present (presence rule).
         db.table(JOB_STARTS).create(
             {
@@ -262,6 +327,16 @@ class AccessStore:
             pk="id",
             if_not_exists=True,
         )
+        # Columns added by the access policy, to databases made before it.
+        for table, column, kind in (
+            (MEMBERS, "inductions", str),
+            (META, "bookings", str),
+            (INDUCTIONS, "level", str),
+            (INDUCTIONS, "pushed", int),
+        ):
+            if column not in db.table(table).columns_dict:
+                db.table(table).add_column(column, kind)
+        db.table(SESSIONS).create_index(["machine_id", "member_id"], if_not_exists=True)
 
     def _corrupt(self, table: str, key: object, err: Exception) -> None:
         marker = (table, str(key))
@@ -290,9 +365,15 @@ class AccessStore:
                 "valid_until": m.valid_until.isoformat() if m.valid_until else None,
                 "suspended": m.suspended_reason,
                 "badge_hashes": json.dumps(sorted(m.badge_hashes)),
+                "inductions": json.dumps(
+                    {k: _induction_json(i) for k, i in m.inductions.items()}
+                )
+                if m.inductions
+                else None,
             }
             for m in access_list.members
         ]
+        bookings = json.dumps([b.as_dict() for b in access_list.bookings])
         generated = access_list.generated_at.isoformat() if access_list.generated_at else None
         with self._lock, self.db.atomic():
             self.db.execute(f"DELETE FROM {MEMBERS}")
@@ -308,6 +389,7 @@ class AccessStore:
                     "generated_at": generated,
                     "last_error": None,
                     "last_error_at": None,
+                    "bookings": bookings,
                 },
                 pk="id",
             )
@@ -354,12 +436,25 @@ class AccessStore:
             seen_badges |= member.badge_hashes
             members.append(member)
         generated = meta[0].get("generated_at")
+        bookings = self._list_bookings(meta[0].get("bookings"), members)
         try:
             generated_at = datetime.fromisoformat(generated) if generated else None
-            return AccessList(members, generated_at=generated_at)
+            return AccessList(members, generated_at=generated_at, bookings=bookings)
         except (ValueError, AccessListError) as err:
             self._corrupt(META, 1, err)
             return AccessList(members)
+
+    def _list_bookings(self, raw: Any, members: list[Member]) -> tuple[Booking, ...]:
+        if not raw:
+            return ()
+        try:
+            entries = json.loads(raw)
+            if not isinstance(entries, list):
+                raise _Corrupt("bookings is not a list")
+            return parse_bookings(entries, {m.id: m.name for m in members})
+        except (ValueError, BookingError) as err:
+            self._corrupt(META, "bookings", err)
+            return ()
 
     @staticmethod
     def _member(row: dict[str, Any]) -> Member:
@@ -371,14 +466,19 @@ class AccessStore:
             raise _Corrupt("a badge hash is not 64 hex digits")
         valid_from = _text(row, "valid_from", optional=True)
         valid_until = _text(row, "valid_until", optional=True)
+        inductions_raw = _text(row, "inductions", optional=True)
+        inductions = json.loads(inductions_raw) if inductions_raw else {}
+        if not isinstance(inductions, dict):
+            raise _Corrupt("inductions has the wrong shape")
         return Member(
             id=_text(row, "id"),
             name=_text(row, "name"),
             roles={str(k): Role.parse(str(v)) for k, v in roles_raw.items()},
-            valid_from=datetime.fromisoformat(valid_from) if valid_from else None,
-            valid_until=datetime.fromisoformat(valid_until) if valid_until else None,
+            valid_from=_aware(valid_from) if valid_from else None,
+            valid_until=_aware(valid_until) if valid_until else None,
             suspended_reason=_text(row, "suspended", optional=True),
             badge_hashes=frozenset(hashes),
+            inductions={str(k): _induction(v) for k, v in inductions.items()},
         )
 
     # -- sessions -------------------------------------------------------------------------
@@ -537,7 +637,9 @@ class AccessStore:
 
     # -- inductions, denials, lockout --------------------------------------------------
 
-    def record_induction(self, *, trainer_id: str, member_id: str, at: float) -> None:
+    def record_induction(
+        self, *, trainer_id: str, member_id: str, at: float, level: str | None = None
+    ) -> None:
         with self._lock:
             self.db.table(INDUCTIONS).insert(
                 {
@@ -546,6 +648,8 @@ class AccessStore:
                     "machine_id": self.machine_id,
                     "at": at,
                     "synced": 0,
+                    "level": level,
+                    "pushed": 0,
                 }
             )
 
@@ -563,6 +667,8 @@ class AccessStore:
                         machine_id=_text(row, "machine_id"),
                         at=_number(row, "at"),
                         synced=False,
+                        level=_text(row, "level", optional=True),
+                        pushed=bool(row.get("pushed")),
                     )
                 )
             except _Corrupt as err:
@@ -573,6 +679,68 @@ class AccessStore:
         with self._lock, self.db.atomic():
             for induction_id in ids:
                 self.db.execute(f"UPDATE {INDUCTIONS} SET synced = 1 WHERE id = ?", [induction_id])
+
+    def mark_inductions_pushed(self, ids: list[int]) -> None:
+        """The grant webhook accepted these; they stay unsynced until the list shows them."""
+        with self._lock, self.db.atomic():
+            for induction_id in ids:
+                self.db.execute(f"UPDATE {INDUCTIONS} SET pushed = 1 WHERE id = ?", [induction_id])
+
+    def last_used(self) -> dict[str, float]:
+        """Each member's last session start on this machine (epoch seconds)."""
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT member_id, MAX(started_at) FROM {SESSIONS} "
+                "WHERE machine_id = ? GROUP BY member_id",
+                [self.machine_id],
+            ).fetchall()
+        return {
+            str(member_id): float(at)
+            for member_id, at in rows
+            if isinstance(member_id, str) and isinstance(at, int | float)
+        }
+
+    # -- bookings made here -------------------------------------------------------------
+
+    def save_booking(self, booking: Booking, *, made_by: str) -> None:
+        with self._lock:
+            self.db.table(BOOKINGS).insert(
+                {
+                    "id": booking.id,
+                    "machine_id": booking.machine_id,
+                    "member_id": booking.member_id,
+                    "member_name": booking.member_name,
+                    "start": booking.start.isoformat(),
+                    "end": booking.end.isoformat(),
+                    "made_by": made_by,
+                }
+            )
+
+    def delete_booking(self, booking_id: str) -> bool:
+        with self._lock:
+            cur = self.db.execute(f"DELETE FROM {BOOKINGS} WHERE id = ?", [booking_id])
+            return bool(cur.rowcount)
+
+    def bookings(self) -> list[Booking]:
+        with self._lock:
+            rows = list(self.db.query(f"SELECT * FROM {BOOKINGS} ORDER BY start"))
+        out: list[Booking] = []
+        for row in rows:
+            try:
+                out.append(
+                    Booking(
+                        id=_text(row, "id"),
+                        machine_id=_text(row, "machine_id"),
+                        member_id=_text(row, "member_id"),
+                        member_name=_text(row, "member_name"),
+                        start=_aware(_text(row, "start")),
+                        end=_aware(_text(row, "end")),
+                        source=str(row.get("made_by") or "admin"),
+                    )
+                )
+            except (_Corrupt, ValueError) as err:
+                self._corrupt(BOOKINGS, row.get("id"), err)
+        return out
 
     def record_denial(self, *, reason: str, at: float, member_id: str | None) -> None:
         with self._lock:

@@ -57,6 +57,8 @@ def _note(member: dict[str, Any], machine_id: str, now: datetime) -> str:
                 return "expired"
     machines = member.get("machines") or {}
     role = machines.get(machine_id) or machines.get("*")
+    if isinstance(role, dict):  # an induction object: its level, else its role
+        role = role.get("level") or role.get("role") or "user"
     return {"user": "member"}.get(str(role), str(role)) if role else "not inducted"
 
 

@@ -362,6 +362,13 @@ async def test_commands_never_switch_the_relay_on(tmp_path: Path) -> None:
         "badge_out",
         "access_status",
         "present_badge",
+        # The policy's: none of them opens a session or touches the relay.
+        "presence",
+        "choose_grant_level",
+        "book",
+        "cancel_booking",
+        "bookings",
+        "lapsing",
         "authorise_start",  # answers the presence rule; never switches anything on
         "member_standing",  # read-only
         "cut_power",

@@ -248,3 +248,45 @@ def test_cli_entry(store: AccessStore, db_path: Path, tmp_path: Path) -> None:
         sessions_export(
             db_path, out, since=datetime(2024, 2, 1), until=datetime(2024, 1, 1), usage=False
         )
+
+
+def test_a_database_from_before_the_access_policy_gains_its_columns(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(db_path) as old:
+        old.execute(
+            "CREATE TABLE access_members (id TEXT PRIMARY KEY, name TEXT, roles TEXT, "
+            "valid_from TEXT, valid_until TEXT, suspended TEXT, badge_hashes TEXT)"
+        )
+        old.execute(
+            "CREATE TABLE access_inductions (id INTEGER PRIMARY KEY, trainer_id TEXT, "
+            "member_id TEXT, machine_id TEXT, at FLOAT, synced INTEGER)"
+        )
+        old.execute(
+            "INSERT INTO access_inductions (trainer_id, member_id, machine_id, at, synced) "
+            "VALUES ('m-t', 'm-1', 'laser-1', 1.0, 0)"
+        )
+    store = AccessStore.open(db_path, "laser-1")
+    try:
+        (ind,) = store.unsynced_inductions()
+        assert (ind.member_id, ind.level, ind.pushed) == ("m-1", None, False)
+        store.record_induction(trainer_id="m-t", member_id="m-2", at=2.0, level="supervised")
+        assert [i.level for i in store.unsynced_inductions()] == [None, "supervised"]
+        store.mark_inductions_pushed([ind.id])
+        assert [i.pushed for i in store.unsynced_inductions()] == [True, False]
+    finally:
+        store.close()
+
+
+def test_hand_edited_times_without_a_zone_are_read_as_utc(store: AccessStore) -> None:
+    store.save_access_list(a_list(), source="file:x", etag=None, fetched_at=T0)
+    inductions = '{"laser-1": {"inducted_at": "2026-01-01T00:00:00"}}'
+    store.db.execute(
+        "UPDATE access_members SET valid_until = ?, inductions = ? WHERE id = 'm-1'",
+        ["2030-01-01T00:00:00", inductions],
+    )
+    loaded = store.load_access_list()
+    assert loaded is not None
+    m = loaded.by_id("m-1")
+    assert m is not None and m.valid_until is not None and m.valid_until.tzinfo is not None
+    inducted = m.induction_on("laser-1").inducted_at
+    assert inducted is not None and inducted.tzinfo is not None

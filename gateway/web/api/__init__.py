@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from gateway.web.api import (
     access,
+    access_policy,
     files,
     jobs,
     live,
@@ -33,6 +34,7 @@ def routers() -> list[APIRouter]:
         files.router,
         jobs.router,
         access.router,
+        access_policy.router,
         tokens.router,
         live.router,
         usage.router,

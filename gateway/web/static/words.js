@@ -59,6 +59,9 @@
     shutdown: "Session ended: the gateway was switched off.",
     revoked: "Session ended: the access list no longer allows it.",
     admin_cut: "Power was cut by an administrator.",
+    handover: "Handed over to the member you supervise.",
+    supervisor_left: "Session ended: no supervisor was present.",
+    alone: "Session ended: this machine needs two members in the space.",
   };
 
   // How a job ended.

@@ -1,0 +1,144 @@
+"""What the access service does for the policy: grants recorded and pushed, supervision
+changes announced, the next booking published, and the policy's part of the status.
+
+Functions of the running :class:`~gateway.access.service.AccessService`, kept here so the
+service module stays about badges, the relay and records.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from gateway.access import session as core
+from gateway.access.events import InductionRecorded, NextBooking, SupervisionChanged
+from gateway.access.members import Decision, Denied
+from gateway.access.presence_feed import Sighting
+from gateway.access.store import AccessStore
+
+if TYPE_CHECKING:
+    from gateway.access.service import AccessService
+
+log = logging.getLogger(__name__)
+
+
+def induction_recorded(service: AccessService, effect: core.InductionRecorded) -> None:
+    """Count the grant here at once, queue it for the membership system, announce it."""
+    machine_id, member_id, trainer_id = service.machine_id, effect.member_id, effect.trainer_id
+    log.info(
+        "induction on %s: %s by trainer %s at level %s",
+        machine_id,
+        member_id,
+        trainer_id,
+        effect.level or "default",
+    )
+    service.policy.grant(member_id, effect.level, datetime.now(UTC))
+    service._effective = service._list.with_inductions(machine_id, service.policy.grants)
+    service._write(
+        partial(
+            AccessStore.record_induction,
+            trainer_id=trainer_id,
+            member_id=member_id,
+            at=datetime.now(UTC).timestamp(),
+            level=effect.level,
+        )
+    )
+    service._pusher.wake()
+    trainer, member = service._list.by_id(trainer_id), service._list.by_id(member_id)
+    service.bus.publish(
+        InductionRecorded(
+            trainer_id=trainer_id,
+            member_id=member_id,
+            machine_id=machine_id,
+            level=effect.level,
+            trainer_name=trainer.name if trainer else None,
+            member_name=member.name if member else None,
+        )
+    )
+
+
+def note_booked_supervisor(service: AccessService, decision: Decision, now: float) -> None:
+    """Someone refused only because the machine is booked is still at it: if they can
+    supervise, they count for the booker (a supervised member's booking needs them)."""
+    if not isinstance(decision, Denied) or decision.reason != "booked" or not decision.member:
+        return
+    member = decision.member
+    if service.policy.can_supervise(member, datetime.now(UTC)):
+        until = now + service.config.policy.supervision_window
+        sighting = Sighting(member.id, member.name, True, until, "here")
+        service._feed(core.PresenceSeen(sighting, now))
+
+
+def supervision_changed(service: AccessService, effect: core.SupervisionChanged) -> None:
+    log.info("supervision of %s: %s", effect.member_id, effect.message)
+    event = SupervisionChanged(
+        member_id=effect.member_id,
+        supervisor_id=effect.supervisor_id,
+        supervisor_name=effect.supervisor_name,
+        message=effect.message,
+        ends_in=effect.ends_in,
+    )
+    service._supervision = event
+    service.bus.publish(event)
+
+
+def publish_next_booking(service: AccessService) -> None:
+    """Publish :class:`NextBooking` when the booking in force or the next one changes."""
+    now = datetime.now(UTC)
+    b = service.policy.upcoming(now)
+    event = NextBooking(
+        machine_id=service.machine_id,
+        booking_id=b.id if b else None,
+        member_name=b.member_name if b else None,
+        start=b.start.isoformat() if b else None,
+        end=b.end.isoformat() if b else None,
+        in_force=b is not None and b.covers(now),
+    )
+    last = service._next_booking
+    if last is None or (last.booking_id, last.in_force, last.end) != (
+        event.booking_id,
+        event.in_force,
+        event.end,
+    ):
+        service._next_booking = event
+        service.bus.publish(event)
+
+
+def status(service: AccessService, now: float) -> dict[str, Any]:
+    """The policy's part of :meth:`AccessService.status`, for screens."""
+    snap = service.machine.snapshot
+    session = snap.session
+    trainer = snap.trainer
+    lost = snap.supervision_lost_at
+    policy = service.config.policy
+    return {
+        "level": session.level if session else None,
+        "supervised": bool(session and session.supervised),
+        "supervisor": session.supervisor_name if session else None,
+        "supervision_ends_in": None
+        if lost is None
+        else round(max(0.0, lost + policy.supervision_grace - now), 1),
+        "supervision_message": service._supervision.message if service._supervision else None,
+        "notice": service._notice,
+        "next_booking": service.policy.next_booking(datetime.now(UTC)),
+        "levels": list(service.policy.tiers.names),
+        "grant_window": None
+        if trainer is None or session is None or session.member_id != trainer.trainer_id
+        else {
+            "level": trainer.level,
+            "seconds_left": round(max(0.0, trainer.until - now), 1),
+        },
+        "lone_working": policy.lone_working,
+    }
+
+
+def mark_confirmed(store: AccessStore, *, machine_id: str, members: set[str]) -> None:
+    """Inductions granted here that the membership system's list now shows (store thread)."""
+    ids = [
+        i.id
+        for i in store.unsynced_inductions()
+        if i.machine_id == machine_id and i.member_id in members
+    ]
+    store.mark_inductions_synced(ids)
