@@ -96,6 +96,7 @@ from gateway.machine.protocol import (
     FirmwareMessage,
     FirmwareReset,
     LinesAcked,
+    MotionFinished,
     ProtocolEvent,
     ResendRequested,
     Temperatures,
@@ -141,6 +142,7 @@ class _Kind(enum.IntEnum):
     IDENTIFY = 3  # M115
     CONFIGURE = 4  # M155 S<n>
     POLL = 5  # M105: temperature poll or probe after a timeout
+    DRAIN = 6  # M400 after the last job line: its ok means the planner is empty
 
 
 class _State(enum.Enum):
@@ -367,6 +369,12 @@ class MarlinProtocol(ControllerProtocol):
             return
         self._pending.append(_Line(text, _Kind.COMMAND))
 
+    def finish_motion(self) -> None:
+        """Queue ``M400``: Marlin answers it only once its planner is empty
+        (``planner.synchronize()``), printing ``busy:`` while it waits."""
+        if self._state is not _State.HALTED:
+            self._pending.append(_Line("M400", _Kind.DRAIN))
+
     def wants_lines(self) -> bool:
         return self._state is not _State.HALTED and len(self._pending) < _WANT_DEPTH
 
@@ -375,8 +383,8 @@ class MarlinProtocol(ControllerProtocol):
         self._halt(self._events)
 
     def discard_queued(self) -> int:
-        kept = deque(line for line in self._pending if line.kind != _Kind.JOB)
-        dropped = len(self._pending) - len(kept)
+        kept = deque(line for line in self._pending if line.kind == _Kind.COMMAND)
+        dropped = sum(1 for line in self._pending if line.kind == _Kind.JOB)
         self._pending = kept
         return dropped
 
@@ -634,6 +642,8 @@ class MarlinProtocol(ControllerProtocol):
             if line.kind == _Kind.COMMAND:
                 response = tuple(line.response or ())
                 events.append(CommandDone(line.text, not line.failed, response))
+            elif line.kind == _Kind.DRAIN:
+                events.append(MotionFinished())
             else:
                 self._step_handshake(line, now, events)
         if count:

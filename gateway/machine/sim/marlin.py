@@ -278,6 +278,12 @@ class SimulatedMarlin(SimulatedFirmware):
         due = min(times, default=math.inf)
         return None if due == math.inf else due
 
+    def moving(self, now: float) -> bool:
+        if not self.powered or self.halted:
+            return False
+        wait = self._wait
+        return self._planner_end > now or (wait is not None and wait.until > now)
+
     # -- state ---------------------------------------------------------------
 
     def _reset(self, now: float) -> None:
@@ -548,6 +554,8 @@ class SimulatedMarlin(SimulatedFirmware):
 
         def plan() -> None:
             self._position = target
+            if duration <= 0.0:
+                return  # no steps: Marlin plans no block (Planner::_populate_block)
             start = max(self._now, self._planner_end)
             self._planner_end = start + duration
             if self._planner_end > self._now:
