@@ -102,6 +102,23 @@ def job(n: int, seed: int = 0) -> list[str]:
 # -- wire format ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("advanced", [True, False])
+def test_zero_length_moves_do_not_stall_a_job_in_real_time(advanced: bool) -> None:
+    """A ``G1 Z0.3 F600`` at the current Z while the planner is full used to get an
+    ``ok N.. P-1`` from the simulator (a block planned for no motion), which the
+    core rightly refused to read, so the job sat until the response timeout."""
+    lines = ["G21", "G90", "G1 Z0.3 F600"]
+    lines += [f"G1 X{i % 50} Y{i % 7} F3000" for i in range(40)]
+    lines += ["G1 Z0.3 F600", "G1 Z0.3 F600"]
+    lines += [f"G1 X{i % 50} Y{i % 7} F3000" for i in range(20)]
+    fw = SimulatedMarlin(time_scale=1.0, advanced_ok=advanced)
+    result = Link(MarlinProtocol(response_timeout=10.0), fw).run(lines, max_seconds=60)
+    assert result.completed
+    assert not of(result.events, CommunicationTimeout)
+    assert not of(result.events, UnparsedLine)
+    assert [x for x in fw.executed if x.startswith("G")] == lines
+
+
 def test_lines_carry_increasing_numbers_and_marlins_checksum() -> None:
     assert format_line(0, "M110 N0") == b"N0 M110 N0*125\n"  # as OctoPrint logs it
     assert checksum(b"N3 G1 X10") == 82
