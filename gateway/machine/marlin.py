@@ -13,7 +13,13 @@ Handshake (:class:`_State`)
     check, so it works whatever the board's counter is), ``M115`` reads
     ``FIRMWARE_NAME:`` and the ``Cap:`` lines, then ``M155 S<n>`` turns on
     temperature auto-reports when ``Cap:AUTOREPORT_TEMP:1``; otherwise ``M105``
-    is polled every ``temperature_interval``.  A board reset by DTR on open
+    is polled every ``temperature_interval``.  A board that answers ``M115``
+    without ``FIRMWARE_NAME:`` (older or vendor firmwares) is driven anyway once
+    ``handshake_timeout`` has passed since the first ``M115``: a numbered
+    ``N<next> M105`` proves the ``M115`` was answered (its plain ``ok`` alone
+    cannot be told from a stray one), then the conservative settings apply: no
+    capability assumed, one line in flight unless ``ok N P B`` shows
+    ``ADVANCED_OK``, temperatures polled with ``M105``.  A board reset by DTR on open
     swallows what arrives while its bootloader runs: ``M110`` is sent again
     after ``handshake_timeout`` and as soon as ``start`` is printed.  After the
     handshake, ``start`` means the board restarted: :class:`FirmwareReset`,
@@ -337,6 +343,18 @@ class MarlinProtocol(ControllerProtocol):
                 if waited >= self._handshake_timeout:
                     self._resend_sync(now)
                     events.append(CommunicationTimeout(waited, "sent M110 N0 again"))
+            elif (
+                state is _State.IDENTIFY
+                and not self._name_seen
+                and self._probe_n < 0
+                and now - self._identify_since >= self._handshake_timeout
+            ):
+                self._probe(
+                    now,
+                    now - self._identify_since,
+                    events,
+                    "no FIRMWARE_NAME in the M115 answer; sent N{n} M105 to go on without it",
+                )
             elif waited >= self._response_timeout:
                 self._probe(now, waited, events)
         if state is _State.READY and not self._auto_report and now >= self._next_poll:
@@ -448,6 +466,7 @@ class MarlinProtocol(ControllerProtocol):
         self._capabilities: dict[str, str] = {}
         self._name_seen = False
         self._identify_tries = 0
+        self._identify_since = now
         self._system.clear()
 
     def _enter(self, state: _State, now: float, events: list[ProtocolEvent]) -> None:
@@ -463,6 +482,8 @@ class MarlinProtocol(ControllerProtocol):
                 self._next_n = 1
             case _State.IDENTIFY:
                 self._identify_tries += 1
+                if self._identify_tries == 1:
+                    self._identify_since = now
                 self._system.append(_Line("M115", _Kind.IDENTIFY))
             case _State.CONFIGURE:
                 seconds = max(1, round(self._interval))
@@ -479,10 +500,21 @@ class MarlinProtocol(ControllerProtocol):
             case (_State.SYNC, _Kind.SYNC):
                 self._enter(_State.IDENTIFY, now, events)
             case (_State.IDENTIFY, _Kind.IDENTIFY) if not self._name_seen:
-                if self._identify_tries < 3:
+                if (
+                    self._identify_tries < 3
+                    and now - self._identify_since < self._handshake_timeout
+                ):
                     self._enter(_State.IDENTIFY, now, events)  # FIRMWARE_NAME was lost
                 else:
-                    self._enter(_State.READY, now, events)  # not a Marlin that says its name
+                    # Not a Marlin that says its name: drive it conservatively.
+                    events.append(
+                        FirmwareMessage(
+                            "info",
+                            "the firmware did not report FIRMWARE_NAME in M115; "
+                            "streaming with conservative settings",
+                        )
+                    )
+                    self._enter(_State.READY, now, events)
             case (_State.IDENTIFY, _Kind.IDENTIFY):
                 self._auto_report = self._capabilities.get("AUTOREPORT_TEMP") == "1"
                 next_state = _State.CONFIGURE if self._auto_report else _State.READY
@@ -591,7 +623,13 @@ class MarlinProtocol(ControllerProtocol):
         ):
             self._system.append(_Line("M105", _Kind.POLL))
 
-    def _probe(self, now: float, waited: float, events: list[ProtocolEvent]) -> None:
+    def _probe(
+        self,
+        now: float,
+        waited: float,
+        events: list[ProtocolEvent],
+        action: str = "sent N{n} M105 to find the line Marlin expects",
+    ) -> None:
         """Nothing came back: send ``N<next> M105`` to learn where Marlin is."""
         n = self._next_n
         line = _Line("M105", _Kind.POLL)
@@ -608,9 +646,7 @@ class MarlinProtocol(ControllerProtocol):
         self._allowance = 0
         self._after_line_error = False
         self._last_progress = now
-        events.append(
-            CommunicationTimeout(waited, f"sent N{n} M105 to find the line Marlin expects")
-        )
+        events.append(CommunicationTimeout(waited, action.format(n=n)))
 
     def _resend_sync(self, now: float) -> None:
         self._in_flight = []

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -23,16 +20,14 @@ from gateway.access.config import AccessConfig, FileSourceConfig, MachineRules
 from gateway.access.outputs import OutputsConfig
 from gateway.access.readers.config import SimulatedReaderConfig
 from gateway.access.service import AccessService
-from gateway.bus import Event, EventBus
+from gateway.bus import EventBus
 from gateway.commands import CommandRouter
-from gateway.config import JobsConfig, MachineConfig, SerialConfig
 from gateway.machine import events as ev
-from gateway.machine.service import MachineService
 from gateway.machine.sim.firmware import SimulatedFirmware
 from gateway.machine.sim.grbl import SimulatedGrbl
 from gateway.machine.sim.marlin import SimulatedMarlin
-from gateway.machine.sim.pty import PtyController
-from gateway.supervisor import Supervisor
+from gateway.supervisor import Service
+from tests.machine.conftest import MakeRig, PtyRig, until
 
 RELAY = 17
 ADA = "04A1B2C3"
@@ -53,74 +48,11 @@ def make_firmware(kind: str) -> SimulatedFirmware:
     return SimulatedMarlin(time_scale=1.0)
 
 
-async def until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():
-            await asyncio.sleep(0.01)
-
-
-@dataclass
-class Rig:
-    bus: EventBus
-    commands: CommandRouter
-    machine: MachineService
-    sim: PtyController
-    events: list[Event]
-
-    def moving(self) -> bool:
-        return self.sim.firmware.moving(time.monotonic())
-
-
-@pytest.fixture
-async def rigs(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    stack: list[tuple[Supervisor, PtyController, asyncio.Task[None]]] = []
-
-    async def make(
-        kind: str, *, extra: Callable[[EventBus, CommandRouter], Any] | None = None
-    ) -> Rig:
-        bus, commands = EventBus(), CommandRouter()
-        sim = PtyController(make_firmware(kind), baud=250000)
-        await sim.__aenter__()
-        sup = Supervisor(bus)
-        if extra is not None:
-            sup.add(extra(bus, commands))
-        machine = MachineService(
-            machine=MachineConfig(id="laser-1", firmware=kind),  # type: ignore[arg-type]
-            serial=SerialConfig(max_line_length=80, response_timeout=2.0, status_interval=0.1),
-            jobs=JobsConfig(),
-            db_path=tmp_path / f"{kind}.db",
-            files_dir=tmp_path / f"files-{kind}",
-            bus=bus,
-            commands=commands,
-            port=lambda: sim.path,
-            require_power=extra is not None,
-        )
-        sup.add(machine)
-        seen: list[Event] = []
-        sub = bus.subscribe(Event, maxsize=100_000)
-
-        async def collect() -> None:
-            async for e in sub:
-                seen.append(e)
-
-        task = asyncio.create_task(collect())
-        stack.append((sup, sim, task))
-        await sup.start()
-        await until(lambda: machine.link.value == "idle")
-        return Rig(bus, commands, machine, sim, seen)
-
-    yield make
-    for sup, sim, task in reversed(stack):
-        await sup.stop()
-        task.cancel()
-        await sim.close()
-
-
 @pytest.mark.parametrize("kind", ["marlin", "grbl"])
 async def test_a_job_completes_only_after_the_planner_is_empty(
-    rigs: Callable[..., Any], tmp_path: Path, kind: str
+    pty_rig: MakeRig, tmp_path: Path, kind: str
 ) -> None:
-    rig: Rig = await rigs(kind)
+    rig = await pty_rig(make_firmware(kind))
     rig.machine.files.add_path(long_moves(tmp_path / "moves.gcode", 30))
     await rig.commands.call("start_job", {"file": "moves.gcode"})
     job = rig.machine.job
@@ -145,9 +77,9 @@ async def test_a_job_completes_only_after_the_planner_is_empty(
 
 
 async def test_cancel_while_finishing_stops_the_machine(
-    rigs: Callable[..., Any], tmp_path: Path
+    pty_rig: MakeRig, tmp_path: Path
 ) -> None:
-    rig: Rig = await rigs("marlin")
+    rig = await pty_rig(make_firmware("marlin"))
     rig.machine.files.add_path(long_moves(tmp_path / "moves.gcode", 30))
     await rig.commands.call("start_job", {"file": "moves.gcode"})
     job = rig.machine.job
@@ -158,7 +90,7 @@ async def test_cancel_while_finishing_stops_the_machine(
     await until(lambda: "M410" in rig.sim.firmware.executed)
 
 
-def access(tmp_path: Path, factory: MockFactory) -> Callable[[EventBus, CommandRouter], Any]:
+def access(tmp_path: Path) -> Callable[[EventBus, CommandRouter], Service]:
     members = [{"id": "m-ada", "name": "Ada", "badges": [ADA], "machines": {"*": "user"}}]
     (tmp_path / "access.json").write_text(
         json.dumps(
@@ -180,7 +112,7 @@ def access(tmp_path: Path, factory: MockFactory) -> Callable[[EventBus, CommandR
         rules=MachineRules(badge_out="after_job", grace_period=0),
     )
 
-    def make(bus: EventBus, commands: CommandRouter) -> AccessService:
+    def make(bus: EventBus, commands: CommandRouter) -> Service:
         return AccessService(config, "laser-1", tmp_path / "access.db", bus, commands)
 
     return make
@@ -188,11 +120,11 @@ def access(tmp_path: Path, factory: MockFactory) -> Callable[[EventBus, CommandR
 
 @pytest.mark.parametrize("kind", ["marlin", "grbl"])
 async def test_the_relay_never_drops_while_the_machine_moves(
-    rigs: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    pty_rig: MakeRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     factory = MockFactory()
     monkeypatch.setattr(access_service, "make_pin_factory", lambda kind, **_: factory)
-    rig: Rig = await rigs(kind, extra=access(tmp_path, factory))
+    rig: PtyRig = await pty_rig(make_firmware(kind), extra=access(tmp_path))
 
     def relay_on() -> bool:
         return bool(factory.pin(RELAY).state)

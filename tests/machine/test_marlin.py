@@ -216,6 +216,39 @@ def test_booting_board_through_the_link() -> None:
     assert [x for x in fw.executed if x.startswith("G1")] == lines
 
 
+def test_a_board_without_firmware_name_is_driven_after_the_handshake_timeout() -> None:
+    """An older or vendor firmware answers M115 with a plain ok and no name."""
+    core = MarlinProtocol(handshake_timeout=2.5)
+    core.start(0.0)
+    core.data_to_send(0.0)
+    core.receive(b"ok\n", 0.1)
+    assert sent(core.data_to_send(0.1)) == ["N1 M115"]
+    assert not of(core.receive(b"echo:V1.0.4\nok\n", 0.2), ControllerReady)
+    assert core.tick(2.0) == [] and not core.ready
+    (timeout,) = core.tick(2.7)
+    assert isinstance(timeout, CommunicationTimeout) and "FIRMWARE_NAME" in timeout.action
+    assert sent(core.data_to_send(2.7)) == ["N2 M105"]  # numbered: proves M115 was answered
+    events = core.receive(b"ok T:21.0 /0.0 B:20.0 /0.0 @:0 B@:0\n", 2.8)
+    (ready,) = of(events, ControllerReady)
+    assert isinstance(ready, ControllerReady) and ready.version == ""
+    assert core.ready and not core.advanced_ok and core.command_slots == 1
+    core.send_line("G28")
+    assert sent(core.data_to_send(2.8)) == ["N3 G28"]
+    core.tick(5.0)  # no M155: temperatures are polled
+    core.receive(b"ok\n", 5.0)
+    assert "M105" in sent(core.data_to_send(5.0))[0]
+
+
+@pytest.mark.parametrize("advanced", [True, False])
+def test_a_board_without_firmware_name_runs_a_job_through_the_link(advanced: bool) -> None:
+    core = MarlinProtocol(handshake_timeout=2.5)
+    fw = SimulatedMarlin(firmware_name=False, advanced_ok=advanced)
+    lines = job(50)
+    result = Link(core, fw).run(lines, max_seconds=30)
+    assert result.completed and result.seconds < 5.0
+    assert [x for x in fw.executed if x.startswith("G1")] == lines
+
+
 def test_stray_ok_during_identify_is_not_taken_for_m115() -> None:
     """Two M110 went out (retry) and both were answered: the second ok is not M115's."""
     core = MarlinProtocol()
