@@ -6,8 +6,13 @@
        │               │  ▲               │
        │               │  └────resume─────┘
        └─cancel─▶ cancelled ◀──cancel─────┤
-                       running ─complete─▶ completed
-             running/paused ─fail─▶ failed    running/paused ─estop─▶ estop
+                       running ─finish─▶ finishing ─complete─▶ completed
+    running/paused/finishing ─fail─▶ failed    running/paused/finishing ─estop─▶ estop
+
+``finishing``: every line was acknowledged but the machine is still working
+through its planner (Marlin and GRBL answer ``ok`` when a move is *planned*,
+up to ~16 moves ahead).  The job completes only when the controller proves it
+stopped moving, so the relay rule ("cut power after the job") waits for it.
 
 Terminal states never change again; a job that failed (an unplugged port, a
 firmware halt) is never resumed by itself.
@@ -20,12 +25,14 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.machine.errors import MachineError
+from gateway.machine.progress import ProgressClock
 
 
 class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"
+    FINISHING = "finishing"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
@@ -36,12 +43,15 @@ class JobAction(StrEnum):
     START = "start"
     PAUSE = "pause"
     RESUME = "resume"
+    FINISH = "finish"
     CANCEL = "cancel"
     COMPLETE = "complete"
     FAIL = "fail"
     ESTOP = "estop"
 
 
+#: The machine may be moving for the job: power must stay on.
+ACTIVE = frozenset({JobState.RUNNING, JobState.PAUSED, JobState.FINISHING})
 TERMINAL = frozenset({JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED, JobState.ESTOP})
 
 _S, _A = JobState, JobAction
@@ -50,9 +60,13 @@ TRANSITIONS: dict[tuple[JobState, JobAction], JobState] = {
     (_S.QUEUED, _A.CANCEL): _S.CANCELLED,
     (_S.RUNNING, _A.PAUSE): _S.PAUSED,
     (_S.RUNNING, _A.CANCEL): _S.CANCELLED,
-    (_S.RUNNING, _A.COMPLETE): _S.COMPLETED,
+    (_S.RUNNING, _A.FINISH): _S.FINISHING,
     (_S.RUNNING, _A.FAIL): _S.FAILED,
     (_S.RUNNING, _A.ESTOP): _S.ESTOP,
+    (_S.FINISHING, _A.COMPLETE): _S.COMPLETED,
+    (_S.FINISHING, _A.CANCEL): _S.CANCELLED,
+    (_S.FINISHING, _A.FAIL): _S.FAILED,
+    (_S.FINISHING, _A.ESTOP): _S.ESTOP,
     (_S.PAUSED, _A.RESUME): _S.RUNNING,
     (_S.PAUSED, _A.CANCEL): _S.CANCELLED,
     (_S.PAUSED, _A.FAIL): _S.FAILED,
@@ -92,6 +106,8 @@ class Job:
     #: Where the start came from (the command's origin: kiosk, web, mqtt, cli, ...).
     origin: str = ""
     history: list[tuple[JobState, JobState]] = field(default_factory=list)
+    #: What the machine has executed (not just accepted); drives fraction and eta.
+    progress: ProgressClock | None = None
 
     @property
     def finished(self) -> bool:
@@ -136,19 +152,27 @@ class Job:
         return max(0.0, end - self.started_mono - paused)
 
     def fraction(self) -> float:
+        if self.state is JobState.COMPLETED:
+            return 1.0
+        if self.progress is not None:
+            return self.progress.fraction()
         if self.lines_total <= 0:
-            return 1.0 if self.state is JobState.COMPLETED else 0.0
+            return 0.0
         return min(1.0, self.lines_done / self.lines_total)
 
     def eta(self, mono: float) -> float | None:
         """Seconds left.
 
-        Blends the analysis' estimate with what the machine really does: the
+        With :attr:`progress`, from what the machine executed (see
+        :mod:`gateway.machine.progress`).  Otherwise it blends the analysis'
+        estimate with what the machine really does: the
         estimate's remaining share is scaled by how fast the done share went
         compared with the estimate.  Without an estimate, the observed line rate.
         """
         if self.finished:
             return 0.0
+        if self.progress is not None:
+            return self.progress.eta(self.elapsed(mono))
         frac = self.fraction()
         elapsed = self.elapsed(mono)
         if self.estimated_seconds:
@@ -168,6 +192,9 @@ class Job:
             "state": self.state.value,
             "lines_total": self.lines_total,
             "lines_done": self.lines_done,
+            "lines_executed": (
+                self.progress.executed if self.progress is not None else self.lines_done
+            ),
             "bytes_total": self.bytes_total,
             "bytes_done": self.bytes_done,
             "fraction": round(self.fraction(), 4),

@@ -13,7 +13,13 @@ Handshake (:class:`_State`)
     check, so it works whatever the board's counter is), ``M115`` reads
     ``FIRMWARE_NAME:`` and the ``Cap:`` lines, then ``M155 S<n>`` turns on
     temperature auto-reports when ``Cap:AUTOREPORT_TEMP:1``; otherwise ``M105``
-    is polled every ``temperature_interval``.  A board reset by DTR on open
+    is polled every ``temperature_interval``.  A board that answers ``M115``
+    without ``FIRMWARE_NAME:`` (older or vendor firmwares) is driven anyway once
+    ``handshake_timeout`` has passed since the first ``M115``: a numbered
+    ``N<next> M105`` proves the ``M115`` was answered (its plain ``ok`` alone
+    cannot be told from a stray one), then the conservative settings apply: no
+    capability assumed, one line in flight unless ``ok N P B`` shows
+    ``ADVANCED_OK``, temperatures polled with ``M105``.  A board reset by DTR on open
     swallows what arrives while its bootloader runs: ``M110`` is sent again
     after ``handshake_timeout`` and as soon as ``start`` is printed.  After the
     handshake, ``start`` means the board restarted: :class:`FirmwareReset`,
@@ -41,9 +47,11 @@ Resends
     the same way ("Line Number is not Last Line Number+1"), except copies
     numbered ``L`` or ``L-1``, which 2.1.2 drops silently.  The core acts on the
     first request (taken from the ``Error`` line, so a lost ``Resend`` costs
-    nothing): lines below ``L+1`` are in Marlin's queue and leave the window,
-    and line ``L+1`` is re-sent alone until it is acknowledged.  Each line that
-    was in flight behind the bad one can produce one more identical request, so
+    nothing; an ``Error`` that names no line, as some firmwares print, waits
+    0.25 s for its ``Resend`` and then probes, see below): lines below ``L+1``
+    are in Marlin's queue and leave the window, and line ``L+1`` is re-sent
+    alone until it is acknowledged.  Each line that was in flight behind the
+    bad one can produce one more identical request, so
     up to that many further requests for the same line are ignored: duplicates
     never cause double sending.  The bare ``ok`` of the triple acknowledges
     nothing: with ``ADVANCED_OK`` every real acknowledgement carries ``P``/``B``;
@@ -54,14 +62,17 @@ Resends
 
 Lost replies
     If lines are in flight and no acknowledgement, resend request, ``busy:``,
-    ``echo:`` or heating report arrives for ``response_timeout`` seconds, the
-    core sends a numbered ``N<next> M105`` probe.  This is safe whatever
-    happened: Marlin executes a numbered line only if it is ``last_N + 1``, so
-    nothing can run twice.  If every earlier line was executed (their ``ok`` was
-    lost), the probe is accepted and its ``ok T:`` acknowledges everything
-    before it; the first ``ok T:`` after a timeout is the probe's, since an
-    earlier M105's answer is the one that went missing.  If a line was lost, the
-    probe is refused with ``Resend: <last_N + 1>``, which names the first line
+    ``echo:`` or heating report arrives for a while, the core sends a numbered
+    ``N<next> M105`` probe. How long it waits is learnt from the link (reply
+    gaps, ``busy:`` keepalives, the command in flight; see
+    :mod:`gateway.machine.marlin_probe`): well under 2 s for a lost ``ok``, as
+    long as needed for a heating or homing. The probe is safe whatever happened:
+    Marlin executes a numbered line only if it is ``last_N + 1``, so nothing can
+    run twice. If every earlier line was executed (their ``ok`` was lost), the
+    probe is accepted and its ``ok T:`` acknowledges everything before it; the
+    first ``ok T:`` after a timeout is the probe's, since an earlier M105's
+    answer is the one that went missing. If a line was lost, the probe is
+    refused with ``Resend: <last_N + 1>``, which names the first line
     to send again.  Re-sending the oldest unacknowledged line instead would
     stall: if it had run, 2.1.2 drops the copy without a word.  A plain ``ok``
     cannot say which line it answers, so it is credited only to a line sent in
@@ -84,9 +95,22 @@ Known limits of Marlin itself
 from __future__ import annotations
 
 import enum
-import re
 from collections import deque
 
+from gateway.machine.marlin_probe import MIN_PROBE, ProbeTiming, is_long
+from gateway.machine.marlin_wire import (
+    Reply,
+    checksum,
+    classify,
+    format_line,
+    is_fatal,
+    line_error,
+    parse_cap,
+    parse_firmware_name,
+    parse_ok,
+    parse_resend,
+    parse_temperatures,
+)
 from gateway.machine.protocol import (
     CommandDone,
     CommunicationTimeout,
@@ -96,6 +120,7 @@ from gateway.machine.protocol import (
     FirmwareMessage,
     FirmwareReset,
     LinesAcked,
+    MotionFinished,
     ProtocolEvent,
     ResendRequested,
     Temperatures,
@@ -116,9 +141,7 @@ _WANT_DEPTH = 32  # job lines the core keeps queued ahead of the window
 _MAX_SLOTS = 64
 _MAX_PARTIAL = 4096  # bytes without a newline before they are reported as garbage
 _NUMBER_MARGIN = 1000  # line numbers a queued line may move by before it is sent
-_FIELD = re.compile(r" (?=[A-Z][A-Z_]+:)")
-_LINE_ERRORS = ("checksum mismatch", "Line Number is not", "No Checksum", "No Line Number")
-_FATAL_ERRORS = ("Printer halted", "kill() called", "system stopped", "Printer stopped")
+_RESEND_WAIT = 0.25  # seconds a line error without a line number waits for its Resend
 _HALTED = "the printer is halted (M112 or a firmware error): reset or power-cycle it"
 
 
@@ -141,6 +164,7 @@ class _Kind(enum.IntEnum):
     IDENTIFY = 3  # M115
     CONFIGURE = 4  # M155 S<n>
     POLL = 5  # M105: temperature poll or probe after a timeout
+    DRAIN = 6  # M400 after the last job line: its ok means the planner is empty
 
 
 class _State(enum.Enum):
@@ -150,6 +174,10 @@ class _State(enum.Enum):
     CONFIGURE = "configure"  # M155 S<n> sent: turning on temperature reports
     READY = "ready"  # streaming
     HALTED = "halted"  # M112 or kill(): silent until the board restarts
+
+
+# States in which lines are numbered and checked in sequence (M110 in SYNC is not).
+_NUMBERED = frozenset({_State.IDENTIFY, _State.CONFIGURE, _State.READY})
 
 
 class _Line:
@@ -166,81 +194,6 @@ class _Line:
         self.done = False
         self.failed = False
         self.response: list[str] | None = [] if kind == _Kind.COMMAND else None
-
-
-def checksum(data: bytes) -> int:
-    """Marlin's line checksum: the XOR of every byte."""
-    value = 0
-    for b in data:
-        value ^= b
-    return value
-
-
-def format_line(n: int, line: str) -> bytes:
-    """``N<n> <line>*<checksum>\\n`` as bytes."""
-    head = f"N{n} {line}".encode("ascii")
-    return b"%b*%d\n" % (head, checksum(head))
-
-
-def parse_temperatures(text: str) -> dict[str, tuple[float, float | None]] | None:
-    """Parse ``T:20.00 /0.00 B:20.00 /0.00 @:0 B@:0`` (also ``T0:``/``T1:``, ``C:``,
-    ``T:20.0/0.0`` and the ``E:0 W:?`` of a heating wait); None if malformed.
-
-    ``T`` is the active hotend: it is reported as ``T0`` unless Marlin lists
-    the hotends itself (``T0:``, ``T1:`` ...).
-    """
-    readings: dict[str, tuple[float, float | None]] = {}
-    tokens = text.split()
-    i, count = 0, len(tokens)
-    while i < count:
-        name, sep, value = tokens[i].partition(":")
-        i += 1
-        if not sep or not name:
-            return None
-        if "@" in name or name in ("E", "W"):
-            continue  # heater power, and the extruder/residency of M109
-        if not (name.isascii() and name.isalnum()):
-            return None
-        actual, slash, target = value.partition("/")
-        if not slash and i < count and tokens[i].startswith("/"):
-            slash, target = "/", tokens[i][1:]
-            i += 1
-        try:
-            readings[name] = (float(actual), float(target) if slash else None)
-        except ValueError:
-            return None
-    if not readings:
-        return None
-    active = readings.pop("T", None)
-    if active is not None and "T0" not in readings:
-        readings = {"T0": active, **readings}
-    return readings
-
-
-def _digits(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _parse_resend(text: str) -> int | None:
-    """``Resend: 12`` / ``Resend:12`` / ``rs N12`` -> 12."""
-    value = text[7:] if text.startswith("Resend:") else text[3:]
-    value = value.strip()
-    if value[:1] == "N":
-        value = value[1:]
-    return _digits(value)
-
-
-def _parse_firmware_name(text: str) -> tuple[str, dict[str, str]]:
-    """``FIRMWARE_NAME:Marlin 2.1.2 (date) SOURCE_CODE_URL:... UUID:...``."""
-    name, *fields = _FIELD.split(text[len("FIRMWARE_NAME:") :])
-    name = name.strip()
-    if name.endswith(")") and " (" in name:
-        name = name[: name.rindex(" (")]  # build date
-    info = {}
-    for item in fields:
-        key, _, value = item.partition(":")
-        info[key] = value.strip()
-    return name, info
 
 
 class MarlinProtocol(ControllerProtocol):
@@ -335,7 +288,25 @@ class MarlinProtocol(ControllerProtocol):
                 if waited >= self._handshake_timeout:
                     self._resend_sync(now)
                     events.append(CommunicationTimeout(waited, "sent M110 N0 again"))
-            elif waited >= self._response_timeout:
+            elif (
+                state is _State.IDENTIFY
+                and not self._name_seen
+                and self._probe_n < 0
+                and now - self._identify_since >= self._handshake_timeout
+            ):
+                self._probe(
+                    now,
+                    now - self._identify_since,
+                    events,
+                    "no FIRMWARE_NAME in the M115 answer; sent N{n} M105 to go on without it",
+                )
+            elif 0.0 <= self._resend_due <= now:
+                self._probe(
+                    now, waited, events, "a line error came without Resend; sent N{n} M105"
+                )
+            elif waited >= MIN_PROBE and waited >= self._timing.wait(
+                (line.text for line in self._in_flight), self._response_timeout
+            ):
                 self._probe(now, waited, events)
         if state is _State.READY and not self._auto_report and now >= self._next_poll:
             self._next_poll = now + self._interval
@@ -367,6 +338,12 @@ class MarlinProtocol(ControllerProtocol):
             return
         self._pending.append(_Line(text, _Kind.COMMAND))
 
+    def finish_motion(self) -> None:
+        """Queue ``M400``: Marlin answers it only once its planner is empty
+        (``planner.synchronize()``), printing ``busy:`` while it waits."""
+        if self._state is not _State.HALTED:
+            self._pending.append(_Line("M400", _Kind.DRAIN))
+
     def wants_lines(self) -> bool:
         return self._state is not _State.HALTED and len(self._pending) < _WANT_DEPTH
 
@@ -375,8 +352,8 @@ class MarlinProtocol(ControllerProtocol):
         self._halt(self._events)
 
     def discard_queued(self) -> int:
-        kept = deque(line for line in self._pending if line.kind != _Kind.JOB)
-        dropped = len(self._pending) - len(kept)
+        kept = deque(line for line in self._pending if line.kind == _Kind.COMMAND)
+        dropped = sum(1 for line in self._pending if line.kind == _Kind.JOB)
         self._pending = kept
         return dropped
 
@@ -403,6 +380,16 @@ class MarlinProtocol(ControllerProtocol):
     @property
     def errors(self) -> int:
         return self._errors
+
+    @property
+    def bytes_in_flight(self) -> int:
+        return self._flight_bytes
+
+    @property
+    def planned(self) -> int | None:
+        if self._planner_free < 0:
+            return None
+        return self._planner_size - self._planner_free
 
     @property
     def advanced_ok(self) -> bool:
@@ -433,6 +420,11 @@ class MarlinProtocol(ControllerProtocol):
         self._paired_resend = -1  # ``Resend`` expected right after an ``Error``
         self._after_unknown = False  # the last line was "echo:Unknown command"
         self._probe_n = -1  # the M105 sent after the last timeout, while unanswered
+        self._resend_due = -1.0  # probe then if the Resend of a line error does not come
+        self._probe_refused = False  # a line error without number came after the probe
+        self._timing = ProbeTiming()  # what the link has shown: when to probe
+        self._planner_free = -1  # P of the last ok N P B
+        self._planner_size = 0  # the largest P seen: the planner when empty
         self._last_progress = now
         self._auto_report = False
         self._next_poll = now
@@ -440,6 +432,7 @@ class MarlinProtocol(ControllerProtocol):
         self._capabilities: dict[str, str] = {}
         self._name_seen = False
         self._identify_tries = 0
+        self._identify_since = now
         self._system.clear()
 
     def _enter(self, state: _State, now: float, events: list[ProtocolEvent]) -> None:
@@ -455,6 +448,8 @@ class MarlinProtocol(ControllerProtocol):
                 self._next_n = 1
             case _State.IDENTIFY:
                 self._identify_tries += 1
+                if self._identify_tries == 1:
+                    self._identify_since = now
                 self._system.append(_Line("M115", _Kind.IDENTIFY))
             case _State.CONFIGURE:
                 seconds = max(1, round(self._interval))
@@ -471,10 +466,21 @@ class MarlinProtocol(ControllerProtocol):
             case (_State.SYNC, _Kind.SYNC):
                 self._enter(_State.IDENTIFY, now, events)
             case (_State.IDENTIFY, _Kind.IDENTIFY) if not self._name_seen:
-                if self._identify_tries < 3:
+                if (
+                    self._identify_tries < 3
+                    and now - self._identify_since < self._handshake_timeout
+                ):
                     self._enter(_State.IDENTIFY, now, events)  # FIRMWARE_NAME was lost
                 else:
-                    self._enter(_State.READY, now, events)  # not a Marlin that says its name
+                    # Not a Marlin that says its name: drive it conservatively.
+                    events.append(
+                        FirmwareMessage(
+                            "info",
+                            "the firmware did not report FIRMWARE_NAME in M115; "
+                            "streaming with conservative settings",
+                        )
+                    )
+                    self._enter(_State.READY, now, events)
             case (_State.IDENTIFY, _Kind.IDENTIFY):
                 self._auto_report = self._capabilities.get("AUTOREPORT_TEMP") == "1"
                 next_state = _State.CONFIGURE if self._auto_report else _State.READY
@@ -583,26 +589,42 @@ class MarlinProtocol(ControllerProtocol):
         ):
             self._system.append(_Line("M105", _Kind.POLL))
 
-    def _probe(self, now: float, waited: float, events: list[ProtocolEvent]) -> None:
+    def _probe(
+        self,
+        now: float,
+        waited: float,
+        events: list[ProtocolEvent],
+        action: str = "sent N{n} M105 to find the line Marlin expects",
+    ) -> None:
         """Nothing came back: send ``N<next> M105`` to learn where Marlin is."""
-        n = self._next_n
-        line = _Line("M105", _Kind.POLL)
-        line.n, line.wire = n, format_line(n, "M105")
-        self._history[n] = line
-        self._history.pop(n - self._history_size, None)
-        self._next_n = n + 1
-        if self._send_n == n:
-            self._send_n = n + 1
-        self._in_flight.append(line)
-        self._flight_bytes += len(line.wire)
-        self._out += line.wire
+        last = self._history.get(self._next_n - 1)
+        refused, self._probe_refused = self._probe_refused, False
+        if refused and last is not None and last.kind == _Kind.POLL and last in self._in_flight:
+            # The newest line is a probe Marlin refused: send it again rather than
+            # spend a new number on each try (a long run of refused probes would
+            # push the line Marlin wants out of the history).  After silence a
+            # new number is needed: a copy of a probe Marlin took is dropped.
+            n = last.n
+            self._out += last.wire
+        else:
+            n = self._next_n
+            line = _Line("M105", _Kind.POLL)
+            line.n, line.wire = n, format_line(n, "M105")
+            self._history[n] = line
+            self._history.pop(n - self._history_size, None)
+            self._next_n = n + 1
+            if self._send_n == n:
+                self._send_n = n + 1
+            self._in_flight.append(line)
+            self._flight_bytes += len(line.wire)
+            self._out += line.wire
         self._probe_n = n
+        self._timing.probes_out += 1
         self._allowance = 0
         self._after_line_error = False
+        self._resend_due = -1.0
         self._last_progress = now
-        events.append(
-            CommunicationTimeout(waited, f"sent N{n} M105 to find the line Marlin expects")
-        )
+        events.append(CommunicationTimeout(waited, action.format(n=n)))
 
     def _resend_sync(self, now: float) -> None:
         self._in_flight = []
@@ -614,9 +636,15 @@ class MarlinProtocol(ControllerProtocol):
 
     def _confirm(self, n: int, now: float, events: list[ProtocolEvent]) -> None:
         """Lines up to ``n`` were executed (Marlin runs its queue in order)."""
-        self._last_progress = now
         if n <= self._acked_n:
+            self._last_progress = now
             return
+        gap = now - self._last_progress
+        self._last_progress = now
+        # A heating or homing answered says nothing about the link's pace.
+        self._timing.replied(
+            gap, gap >= 0.3 and any(line.n <= n and is_long(line.text) for line in self._in_flight)
+        )
         count = 0
         history = self._history
         for k in range(self._acked_n + 1, n + 1):
@@ -634,6 +662,8 @@ class MarlinProtocol(ControllerProtocol):
             if line.kind == _Kind.COMMAND:
                 response = tuple(line.response or ())
                 events.append(CommandDone(line.text, not line.failed, response))
+            elif line.kind == _Kind.DRAIN:
+                events.append(MotionFinished())
             else:
                 self._step_handshake(line, now, events)
         if count:
@@ -692,23 +722,19 @@ class MarlinProtocol(ControllerProtocol):
         if body[:2] in ("T:", "B:") or body[:3] == "T0:":
             self._on_temperature_ok(body, now, events)
             return
-        n = p = b = -1
-        for token in body.split():
-            value = _digits(token[1:])
-            key = token[0]
-            if value is None or key not in "NPB":
-                events.append(UnparsedLine(text))
-                return
-            if key == "N":
-                n = value
-            elif key == "P":
-                p = value
-            else:
-                b = value
+        fields = parse_ok(body)
+        if fields is None:
+            events.append(UnparsedLine(text))
+            return
+        n, p, b = fields
         if self._state is _State.NEW or self._state is _State.HALTED:
             return
         if b >= 0 and p >= 0:
             self._advanced = True
+            self._timing.planner_full = p == 0
+            self._planner_free = p
+            if p > self._planner_size:
+                self._planner_size = p
             if b + 1 > self._slots:
                 self._slots = min(b + 1, _MAX_SLOTS)
         if n < 0:
@@ -755,12 +781,16 @@ class MarlinProtocol(ControllerProtocol):
         if state is _State.NEW or state is _State.HALTED:
             return
         self._last_progress = now
+        self._resend_due = -1.0
         if state is _State.SYNC:
             self._resend_sync(now)  # M110 skips the sequence check: just send it again
             return
         if number == self._recover_n and self._allowance > 0:
             self._allowance -= 1  # from a line that was in transit behind the bad one
             return
+        if 0 <= number <= self._probe_n:
+            self._probe_n = -1  # the probe was answered (refused): it goes again in turn
+            self._timing.probes_out = 0
         if number > self._next_n:
             self._lost_sync(
                 f"Marlin expects line {number} but only {self._next_n - 1} were sent", now, events
@@ -819,62 +849,72 @@ class MarlinProtocol(ControllerProtocol):
         after_error, self._after_line_error = self._after_line_error, False
         paired, self._paired_resend = self._paired_resend, -1
         after_unknown, self._after_unknown = self._after_unknown, False
-        if text == "ok":
-            self._on_bare_ok(after_error, now, events)
-        elif text.startswith("ok"):
-            self._on_ok(text, after_error, after_unknown, now, events)
-        elif text.startswith(("Resend:", "rs ")):
-            number = _parse_resend(text)
-            if number is None:
+        match classify(text):
+            case Reply.OK:
+                self._on_bare_ok(after_error, now, events)
+            case Reply.OK_FIELDS:
+                self._on_ok(text, after_error, after_unknown, now, events)
+            case Reply.RESEND:
+                number = parse_resend(text)
+                if number is None:
+                    events.append(UnparsedLine(text))
+                    return
+                self._after_line_error = True
+                if number != paired:  # else: same triple as the Error line before it
+                    self._on_resend(number, now, events)
+            case Reply.ERROR:
+                self._on_error(text, now, events)
+            case Reply.ECHO:
+                self._on_echo(text[5:].strip(), now, events)
+            case Reply.TEMPERATURES:
+                readings = parse_temperatures(text)
+                if readings is None:
+                    events.append(UnparsedLine(text))
+                    return
+                if "W:" in text:  # M109/M190 waiting: the command is alive
+                    self._last_progress = now
+                events.append(Temperatures(readings))
+            case Reply.BUSY:
+                self._on_echo(text, now, events)
+            case Reply.START:
+                self._on_start(now, events)
+            case Reply.WAIT:
+                events.append(FirmwareMessage("wait", text))
+            case Reply.FIRMWARE_NAME:
+                self._version, info = parse_firmware_name(text)
+                self._capabilities.update(info)
+                self._name_seen = True
+                self._note_output(text)
+            case Reply.CAP:
+                key, value = parse_cap(text)
+                self._capabilities[key] = value
+                self._note_output(text)
+            case Reply.INFO:
+                events.append(FirmwareMessage("info", text[2:].strip()))
+                self._note_output(text)
+            case _:
                 events.append(UnparsedLine(text))
-                return
-            self._after_line_error = True
-            if number != paired:  # else: same triple as the Error line before it
-                self._on_resend(number, now, events)
-        elif text.startswith(("Error:", "!!")):
-            self._on_error(text, now, events)
-        elif text.startswith("echo:"):
-            self._on_echo(text[5:].strip(), now, events)
-        elif text[:2] in ("T:", "B:") or text[:3] == "T0:":
-            readings = parse_temperatures(text)
-            if readings is None:
-                events.append(UnparsedLine(text))
-                return
-            if "W:" in text:  # M109/M190 waiting: the command is alive
-                self._last_progress = now
-            events.append(Temperatures(readings))
-        elif text.startswith("busy:"):
-            self._on_echo(text, now, events)
-        elif text == "start":
-            self._on_start(now, events)
-        elif text == "wait":
-            events.append(FirmwareMessage("wait", text))
-        elif text.startswith("FIRMWARE_NAME:"):
-            self._version, info = _parse_firmware_name(text)
-            self._capabilities.update(info)
-            self._name_seen = True
-            self._note_output(text)
-        elif text.startswith("Cap:"):
-            key, _, value = text[4:].partition(":")
-            self._capabilities[key.strip()] = value.strip()
-            self._note_output(text)
-        elif text.startswith("//"):
-            events.append(FirmwareMessage("info", text[2:].strip()))
-            self._note_output(text)
-        else:
-            events.append(UnparsedLine(text))
-            self._note_output(text)
+                self._note_output(text)
 
     def _on_error(self, text: str, now: float, events: list[ProtocolEvent]) -> None:
         body = (text[6:] if text.startswith("Error:") else text[2:]).strip()
-        if body.startswith(_LINE_ERRORS) or "Last Line" in body:
+        refused, last = line_error(body)
+        if refused:
             self._after_line_error = True
-            last = _digits(body.rpartition("Last Line:")[2].strip())
             if last is not None:
                 self._paired_resend = last + 1
                 self._on_resend(last + 1, now, events)
+            elif self._state in _NUMBERED and (self._recover_n < 0 or self._probe_n >= 0):
+                # No line number: its Resend names the line; if that is lost, a
+                # probe makes Marlin name it again (module docstring).  During a
+                # recovery such errors come from lines that were in transit,
+                # unless a probe is out: then it is the probe's refusal, and the
+                # board is plainly not busy, so the next probe need not wait.
+                self._resend_due = now + _RESEND_WAIT
+                self._timing.probes_out = 0
+                self._probe_refused = self._probe_n >= 0
             return
-        fatal = text.startswith("!!") or any(marker in body for marker in _FATAL_ERRORS)
+        fatal = is_fatal(text, body)
         jobs = (line.job_index for line in self._in_flight if line.kind == _Kind.JOB)
         job_line = next(jobs, None)
         self._errors += 1
@@ -886,6 +926,7 @@ class MarlinProtocol(ControllerProtocol):
     def _on_echo(self, body: str, now: float, events: list[ProtocolEvent]) -> None:
         self._last_progress = now
         if body.startswith("busy:"):
+            self._timing.busy(now)
             events.append(FirmwareMessage("busy", body[5:].strip()))
             return
         events.append(FirmwareMessage("echo", body))

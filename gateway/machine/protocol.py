@@ -41,6 +41,13 @@ class LinesAcked(ProtocolEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class MotionFinished(ProtocolEvent):
+    """The machine stopped moving after :meth:`ControllerProtocol.finish_motion`:
+    Marlin answered ``M400``, or GRBL reported ``Idle`` to a ``?`` written after
+    the last ``ok``.  Only now is a job really done."""
+
+
+@dataclass(frozen=True, slots=True)
 class CommandDone(ProtocolEvent):
     """A command queued with :meth:`ControllerProtocol.send_command` was answered."""
 
@@ -169,6 +176,13 @@ class ControllerProtocol(ABC):
         job progress."""
 
     @abstractmethod
+    def finish_motion(self) -> None:
+        """Ask for proof that every move planned so far has been executed; a
+        :class:`MotionFinished` follows once the machine has stopped.  An ``ok``
+        only means a line was planned: Marlin's planner and GRBL's hold up to
+        ~16 moves, seconds of motion."""
+
+    @abstractmethod
     def wants_lines(self) -> bool:
         """True when the core's own queue is short enough to take another line."""
 
@@ -210,6 +224,17 @@ class ControllerProtocol(ABC):
     @abstractmethod
     def errors(self) -> int:
         """Error replies counted so far."""
+
+    @property
+    def bytes_in_flight(self) -> int:
+        """Bytes of lines sent and not yet acknowledged (0 if the core does not count)."""
+        return 0
+
+    @property
+    def planned(self) -> int | None:
+        """Moves the firmware accepted but has not executed yet, as it last said
+        (Marlin's ``P`` in ``ok N P B``, GRBL's ``Bf:``); None when it does not say."""
+        return None
 
     def idle(self) -> bool:
         """Nothing queued and nothing in flight: every line sent has been answered."""
