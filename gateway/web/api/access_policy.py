@@ -9,12 +9,30 @@ same rules and the same refusals.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from gateway.web.api.deps import AUTH_ERRORS, Admin, Operator, Reader, Reporter, Web, require_access
+from gateway.web.api.access_models import (
+    AccessNowWithPolicy,
+    BookingCancelled,
+    BookingMade,
+    BookingsOut,
+    LapsingOut,
+    PolicyNow,
+    PresenceNoted,
+)
+from gateway.web.api.deps import (
+    AUTH_ERRORS,
+    COMMAND_ERRORS,
+    Admin,
+    Operator,
+    Reader,
+    Reporter,
+    Web,
+    require_access,
+)
 from gateway.web.errors import responses
 
 router = APIRouter(prefix="/api", tags=["access policy"], responses=AUTH_ERRORS)
@@ -45,23 +63,23 @@ def _naive_to_iso(t: datetime) -> str:
 
 
 @router.get("/access/policy", responses=responses(409))
-async def policy_status(ctx: Web, caller: Reader) -> dict[str, Any]:
+async def policy_status(ctx: Web, caller: Reader) -> PolicyNow:
     """For screens: the next booking, supervision, the expiry notice, the grant picker."""
     require_access(ctx)
     assert ctx.access is not None
-    policy: dict[str, Any] = ctx.access.status()["policy"]
-    return policy
+    return PolicyNow.model_validate(ctx.access.status()["policy"])
 
 
-@router.get("/bookings", responses=responses(409, 503, 504))
-async def bookings(ctx: Web, caller: Reporter) -> dict[str, Any]:
+@router.get("/bookings", responses=responses(*COMMAND_ERRORS))
+async def bookings(ctx: Web, caller: Reporter) -> BookingsOut:
     """Bookings of this machine that have not ended, from the list and made here."""
     require_access(ctx)
-    return await ctx.gw.commands.call("bookings", origin="web", actor=caller.actor)
+    reply = await ctx.gw.commands.call("bookings", origin="web", actor=caller.actor)
+    return BookingsOut.model_validate(reply)
 
 
-@router.post("/bookings", responses=responses(400, 409, 503, 504))
-async def book(body: BookingRequest, ctx: Web, caller: Admin) -> dict[str, Any]:
+@router.post("/bookings", responses=responses(400, *COMMAND_ERRORS))
+async def book(body: BookingRequest, ctx: Web, caller: Admin) -> BookingMade:
     """Book the machine for a member; refused if it overlaps another booking."""
     require_access(ctx)
     args = {
@@ -69,42 +87,49 @@ async def book(body: BookingRequest, ctx: Web, caller: Admin) -> dict[str, Any]:
         "start": _naive_to_iso(body.start),
         "end": _naive_to_iso(body.end),
     }
-    return await ctx.gw.commands.call("book", args, origin="web", actor=caller.actor)
+    reply = await ctx.gw.commands.call("book", args, origin="web", actor=caller.actor)
+    return BookingMade.model_validate(reply)
 
 
-@router.delete("/bookings/{booking_id}", responses=responses(400, 404, 409, 503, 504))
+@router.delete("/bookings/{booking_id}", responses=responses(400, 404, *COMMAND_ERRORS))
 async def cancel_booking(
     booking_id: Annotated[str, Path(pattern=_ID)], ctx: Web, caller: Admin
-) -> dict[str, Any]:
+) -> BookingCancelled:
     """Cancel a booking made here (list bookings are changed in the membership system)."""
     require_access(ctx)
-    return await ctx.gw.commands.call(
+    reply = await ctx.gw.commands.call(
         "cancel_booking", {"id": booking_id}, origin="web", actor=caller.actor
     )
+    return BookingCancelled.model_validate(reply)
 
 
-@router.get("/access/lapsing", responses=responses(400, 409, 503, 504))
+@router.get("/access/lapsing", responses=responses(400, *COMMAND_ERRORS))
 async def lapsing(
     ctx: Web, caller: Reporter, days: Annotated[int, Query(ge=0, le=3650)] = 30
-) -> dict[str, Any]:
+) -> LapsingOut:
     """Members whose induction on this machine has lapsed or lapses within ``days``."""
     require_access(ctx)
-    return await ctx.gw.commands.call("lapsing", {"days": days}, origin="web", actor=caller.actor)
+    reply = await ctx.gw.commands.call(
+        "lapsing", {"days": days}, origin="web", actor=caller.actor
+    )
+    return LapsingOut.model_validate(reply)
 
 
-@router.post("/access/presence", responses=responses(400, 409, 503, 504))
-async def presence(body: PresenceRequest, ctx: Web, caller: Admin) -> dict[str, Any]:
+@router.post("/access/presence", responses=responses(400, *COMMAND_ERRORS))
+async def presence(body: PresenceRequest, ctx: Web, caller: Admin) -> PresenceNoted:
     """A door reader or nearby gateway says who is in the space (also MQTT cmd/presence)."""
     require_access(ctx)
-    return await ctx.gw.commands.call(
+    reply = await ctx.gw.commands.call(
         "presence", body.model_dump(), origin="web", actor=caller.actor
     )
+    return PresenceNoted.model_validate(reply)
 
 
-@router.post("/access/grant-level", responses=responses(400, 409, 503, 504))
-async def grant_level(body: GrantLevel, ctx: Web, caller: Operator) -> dict[str, Any]:
+@router.post("/access/grant-level", responses=responses(400, *COMMAND_ERRORS))
+async def grant_level(body: GrantLevel, ctx: Web, caller: Operator) -> AccessNowWithPolicy:
     """The trainer in session picks the level their next induction grants."""
     require_access(ctx)
-    return await ctx.gw.commands.call(
+    reply = await ctx.gw.commands.call(
         "choose_grant_level", {"level": body.level}, origin=caller.origin, actor=caller.actor
     )
+    return AccessNowWithPolicy.model_validate(reply)
