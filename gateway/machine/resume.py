@@ -1,0 +1,538 @@
+"""Resuming a job part-way: the modal state at a line, and the preamble that restores it.
+
+Pure: lines in, a :class:`ModalState`, a layer index or a preamble out; no I/O,
+no clock.  The machine service feeds it the job's prepared (cleaned) lines.
+
+What :class:`ModalTracker` follows, line by line, as the controller would:
+
+* distance mode ``G90``/``G91``; units ``G20``/``G21`` (positions and feed are
+  kept in mm, mm/min); plane ``G17``/``G18``/``G19``; motion mode ``G0``-``G3``
+  (bare axis words repeat it); feed ``F``; ``G93``/``G94``;
+* Marlin extrusion mode ``M82``/``M83``; ``G90``/``G91`` cancel an earlier
+  ``M82``/``M83`` (Marlin 2 ``set_relative_mode``), so the E mode is "follows
+  G90/G91", "absolute" or "relative";
+* work offsets: ``G54``-``G59`` (which one is active; the offsets themselves
+  live in the controller) and ``G92`` (kept per axis as the shift between the
+  work coordinates and the logical ones; ``G92.1`` clears it, and a Marlin
+  ``G28`` clears it for the homed axes, as ``set_axis_is_at_home`` does);
+* logical X/Y/Z/E after each move (arcs: their end point); a machine that
+  has just powered up believes it is at 0, and so does the tracker;
+* Marlin: hotend (``M104``/``M109``, per tool ``T``), bed (``M140``/``M190``),
+  fans (``M106``/``M107``, per ``P``), the active tool (``T<n>``);
+* GRBL: spindle/laser ``M3``/``M4``/``M5`` and its speed ``S`` (modal, also on a
+  move line), coolant ``M7``/``M8``/``M9``;
+* layers: a layer starts at the first working move (extruding for Marlin,
+  ``G1``-``G3`` with the spindle on for GRBL) that stays at one height
+  different from the current layer's, or after a ``;LAYER`` comment in raw
+  slicer output.  Prepared files have no comments, so heights are what count.
+
+The preamble (:func:`preamble`) is built so that feeding it to a fresh
+tracker gives the same :meth:`ModalState.restorable` as the file gives up to
+the chosen line; the property tests check exactly that.
+
+Printers (Marlin): units mm and absolute for the preamble; ``G92 Z`` declares
+the height the nozzle is at (the last confirmed one, not homed: homing Z would
+drive the nozzle into the print), a lift, ``G28 X Y``, the tool, bed and nozzle
+heated with waits (the nozzle parked at the home corner, off the print),
+``G92 E``, fans, the XY position, down to Z, then the file's own modes and
+feed.  GRBL (mills, lasers): units mm and absolute, the work coordinate
+system, ``G92.1``, up to a safe Z (the highest Z the file reached so far, at
+least ``clearance`` above the resume height), coolant, spindle or laser with a
+spin-up dwell ``G4``, XY, the plunge at the file's feed, ``G92`` re-applied,
+then the file's modes and feed.  GRBL does not know where it is after a power
+loss: the machine must be homed (``$H``) first, which the member is told.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from gateway.machine.errors import MachineError
+from gateway.machine.gcode import Firmware
+
+__all__ = [
+    "Layer",
+    "ModalState",
+    "ModalTracker",
+    "ResumeError",
+    "layer_index",
+    "preamble",
+    "state_at",
+]
+
+_INCH = 25.4
+_AXES = ("X", "Y", "Z")
+_MOTION = {0.0: 0, 1.0: 1, 2.0: 2, 3.0: 3}
+_PLANES = {17.0: 17, 18.0: 18, 19.0: 19}
+_WCS = {54.0: 54, 55.0: 55, 56.0: 56, 57.0: 57, 58.0: 58, 59.0: 59}
+# Marlin commands whose argument is free text, never parameters.
+_TEXT_COMMANDS = frozenset({0, 1, 16, 23, 28, 30, 32, 33, 117, 118, 928})
+_HUGE = 1e9
+
+EMode = Literal["follow", "absolute", "relative"]
+Spindle = Literal["off", "cw", "ccw"]
+
+
+class ResumeError(MachineError):
+    """A resume cannot be prepared (line out of range, unknown firmware)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModalState:
+    """What the controller believes after a prefix of a file.
+
+    Positions are logical (what the file's coordinates mean), in mm; ``feed``
+    in mm/min; ``g92`` is the ``G92`` shift per axis (work = logical + shift).
+    """
+
+    relative: bool = False
+    e_mode: EMode = "follow"
+    inches: bool = False
+    plane: int = 17
+    motion: int = 0
+    inverse_time: bool = False
+    work_offset: int = 54
+    g92: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    feed: float | None = None
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    e: float = 0.0
+    max_z: float = 0.0
+    tool: int = 0
+    hotends: tuple[tuple[int, float], ...] = ()  # (tool, target °C), targets > 0
+    bed: float = 0.0
+    fans: tuple[tuple[int, int], ...] = ()  # (fan, PWM 1-255), running fans
+    spindle: Spindle = "off"
+    spindle_speed: float = 0.0
+    coolant: tuple[int, ...] = ()  # 7 (mist), 8 (flood)
+    layer: int = 0  # layers started so far (0 before the first)
+    layer_z: float | None = None
+
+    @property
+    def e_relative(self) -> bool:
+        return self.e_mode == "relative" or (self.e_mode == "follow" and self.relative)
+
+    def restorable(self, digits: int = 4) -> dict[str, object]:
+        """The part of the state a resume must reproduce, rounded to ``digits``
+        decimals (positions go through text in the preamble): everything but
+        the layer count, the highest Z seen and the ``G92`` shift of Z (Z is
+        never homed on resume, so its shift is declared rather than known)."""
+
+        def r(v: float) -> float:
+            return round(v, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+        return {
+            "relative": self.relative,
+            "e_relative": self.e_relative,
+            "e_mode": self.e_mode,
+            "inches": self.inches,
+            "plane": self.plane,
+            # An arc mode is not restored by itself (a bare G2 is an error):
+            # preamble() refuses a line that would continue one.
+            "motion": self.motion if self.motion < 2 else None,
+            "inverse_time": self.inverse_time,
+            "work_offset": self.work_offset,
+            "g92_xy": (r(self.g92[0]), r(self.g92[1])),
+            "feed": None if self.feed is None else r(self.feed),
+            "position": (r(self.x), r(self.y), r(self.z), r(self.e)),
+            "tool": self.tool,
+            "hotends": tuple((t, r(v)) for t, v in self.hotends),
+            "bed": r(self.bed),
+            "fans": self.fans,
+            "spindle": self.spindle,
+            "spindle_speed": r(self.spindle_speed),
+            "coolant": self.coolant,
+        }
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "relative": self.relative,
+            "e_relative": self.e_relative,
+            "inches": self.inches,
+            "work_offset": f"G{self.work_offset}",
+            "feed": self.feed,
+            "position": {"x": self.x, "y": self.y, "z": self.z, "e": self.e},
+            "hotends": {str(t): v for t, v in self.hotends},
+            "bed": self.bed,
+            "fans": {str(f): v for f, v in self.fans},
+            "spindle": self.spindle,
+            "spindle_speed": self.spindle_speed,
+            "layer": self.layer,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """Layer ``number`` (1-based) starts at 0-based ``line`` at height ``z`` (mm)."""
+
+    number: int
+    line: int
+    z: float
+
+
+@dataclass(slots=True)
+class ModalTracker:
+    """Follows the modal state over cleaned lines; :meth:`feed` one at a time."""
+
+    firmware: Firmware = "marlin"
+    state: ModalState = field(default_factory=ModalState)
+    lines: int = 0
+    layers: list[Layer] = field(default_factory=list)
+    _layer_comment: bool = False
+
+    def feed(self, line: str) -> None:
+        """Take one line (raw or cleaned); a line that is not G-code changes nothing."""
+        index = self.lines
+        self.lines += 1
+        s = line.strip()
+        if not s:
+            return
+        if s[0] == ";" or s[0] == "(":
+            upper = s.upper()
+            if upper.startswith((";LAYER:", ";LAYER_CHANGE", "(LAYER")):
+                self._layer_comment = True
+            return
+        cut = s.find(";")
+        if cut >= 0:
+            s = s[:cut]
+        words = _words(s.upper(), self.firmware)
+        if words is not None:
+            self._apply(words, index)
+
+    # -- interpretation ------------------------------------------------------------
+
+    def _apply(self, words: list[tuple[str, float]], index: int) -> None:
+        st = self.state
+        grbl = self.firmware == "grbl"
+        g_codes = [v for k, v in words if k == "G"]
+        m_codes = [int(v) for k, v in words if k == "M"]
+        params: dict[str, float] = {k: v for k, v in words if k not in "GMN"}
+        sc = _INCH if st.inches else 1.0
+        changes: dict[str, object] = {}
+        motion: int | None = None
+        other_g = False
+        for g in g_codes:
+            if g == 20.0:
+                sc = _INCH
+                changes["inches"] = True
+            elif g == 21.0:
+                sc = 1.0
+                changes["inches"] = False
+            elif g == 90.0 or g == 91.0:
+                changes["relative"] = g == 91.0
+                changes["e_mode"] = "follow"
+            elif g in _PLANES:
+                changes["plane"] = _PLANES[g]
+            elif g in _WCS:
+                changes["work_offset"] = _WCS[g]
+            elif g == 93.0 or g == 94.0:
+                changes["inverse_time"] = g == 93.0
+            elif g in _MOTION:
+                motion = _MOTION[g]
+            else:
+                other_g = True
+        if changes:
+            st = replace(st, **changes)  # type: ignore[arg-type]
+        if "F" in params and params["F"] > 0:
+            st = replace(st, feed=params["F"] * sc)
+        if grbl and "S" in params:
+            st = replace(st, spindle_speed=params["S"])
+        for m in m_codes:
+            st = self._m_code(st, m, params, grbl)
+        if "T" in params and not g_codes and not m_codes:
+            st = replace(st, tool=int(params["T"]))
+        for g in g_codes:
+            if g == 28.0 and not grbl:
+                st = _home(st, params)
+            elif g == 92.0:
+                st = _set_position(st, params, sc)
+            elif g == 92.1 or g == 92.2:
+                # GRBL and LinuxCNC: clear the G92 shift; logical becomes work.
+                st = replace(
+                    st,
+                    x=st.x + st.g92[0],
+                    y=st.y + st.g92[1],
+                    z=st.z + st.g92[2],
+                    g92=(0.0, 0.0, 0.0),
+                )
+        has_axes = any(a in params for a in ("X", "Y", "Z")) or ("E" in params and not grbl)
+        if motion is None and not other_g and not m_codes and has_axes:
+            motion = st.motion
+        if motion is not None and not other_g:
+            st = self._move(replace(st, motion=motion), motion, params, sc, grbl, index)
+        self.state = st
+
+    def _m_code(self, st: ModalState, m: int, params: dict[str, float], grbl: bool) -> ModalState:
+        if grbl:
+            if m == 3:
+                return replace(st, spindle="cw")
+            if m == 4:
+                return replace(st, spindle="ccw")
+            if m == 5:
+                return replace(st, spindle="off")
+            if m in (2, 30):  # program end: spindle and coolant off
+                return replace(st, spindle="off", coolant=())
+            if m in (7, 8):
+                return replace(st, coolant=tuple(sorted({*st.coolant, m})))
+            if m == 9:
+                return replace(st, coolant=())
+            return st
+        if m == 82:
+            return replace(st, e_mode="absolute")
+        if m == 83:
+            return replace(st, e_mode="relative")
+        if m in (104, 109):
+            target = params.get("S", params.get("R"))
+            if target is None:
+                return st
+            tool = int(params.get("T", st.tool))
+            hot = {t: v for t, v in st.hotends if t != tool}
+            if target > 0:
+                hot[tool] = target
+            return replace(st, hotends=tuple(sorted(hot.items())))
+        if m in (140, 190):
+            target = params.get("S", params.get("R"))
+            return st if target is None else replace(st, bed=max(0.0, target))
+        if m in (106, 107):
+            fan = int(params.get("P", 0))
+            fans = {f: v for f, v in st.fans if f != fan}
+            speed = 0 if m == 107 else int(min(255.0, max(0.0, params.get("S", 255.0))))
+            if speed > 0:
+                fans[fan] = speed
+            return replace(st, fans=tuple(sorted(fans.items())))
+        return st
+
+    def _move(
+        self,
+        st: ModalState,
+        motion: int,
+        params: dict[str, float],
+        sc: float,
+        grbl: bool,
+        index: int,
+    ) -> ModalState:
+        rel = st.relative
+
+        def coord(axis: str, old: float) -> float:
+            if axis not in params:
+                return old
+            value = params[axis] * sc
+            return old + value if rel else value
+
+        x0, y0, z0 = st.x, st.y, st.z
+        x, y, z = coord("X", x0), coord("Y", y0), coord("Z", z0)
+        e = st.e
+        de = 0.0
+        if "E" in params and not grbl:
+            new_e = e + params["E"] * sc if st.e_relative else params["E"] * sc
+            de = new_e - e
+            e = new_e
+        moved = x != x0 or y != y0 or z != z0 or motion >= 2
+        working = (
+            de > 0.0
+            if not grbl
+            else (motion >= 1 and st.spindle != "off" and st.spindle_speed > 0.0)
+        )
+        st = replace(st, x=x, y=y, z=z, e=e, max_z=max(st.max_z, z))
+        new_height = self._layer_comment or st.layer_z is None or abs(z - st.layer_z) > 1e-6
+        if working and moved and z == z0 and new_height:
+            number = st.layer + 1
+            self.layers.append(Layer(number, index, z))
+            st = replace(st, layer=number, layer_z=z)
+            self._layer_comment = False
+        return st
+
+
+def _words(s: str, firmware: Firmware) -> list[tuple[str, float]] | None:
+    """The letter/number words of an upper-cased line, or None if it is not G-code."""
+    if not s or s[0] == "$":
+        return None
+    out: list[tuple[str, float]] = []
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c == " " or c == "\t":
+            i += 1
+            continue
+        if c == "(":
+            end = s.find(")", i)
+            if end < 0:
+                return out or None
+            i = end + 1
+            continue
+        if not ("A" <= c <= "Z"):
+            return out or None
+        j = i + 1
+        while j < n and s[j] in " \t":
+            j += 1
+        k = j
+        while k < n and (s[k].isdigit() or s[k] in "+-."):
+            k += 1
+        try:
+            value = float(s[j:k])
+        except ValueError:
+            return out or None
+        if not -_HUGE < value < _HUGE or math.isnan(value):
+            return out or None
+        if c == "M" and not out and firmware == "marlin" and int(value) in _TEXT_COMMANDS:
+            return [(c, value)]
+        out.append((c, round(value, 1) if c == "G" else value))
+        i = k
+    return out or None
+
+
+def _home(st: ModalState, params: dict[str, float]) -> ModalState:
+    named = [a for a in _AXES if a in params]
+    targets = named or list(_AXES)
+    pos = [st.x, st.y, st.z]
+    g92 = list(st.g92)
+    for i, axis in enumerate(_AXES):
+        if axis in targets:
+            pos[i] = 0.0
+            g92[i] = 0.0
+    return replace(st, x=pos[0], y=pos[1], z=pos[2], g92=(g92[0], g92[1], g92[2]))
+
+
+def _set_position(st: ModalState, params: dict[str, float], sc: float) -> ModalState:
+    pos = [st.x, st.y, st.z]
+    g92 = list(st.g92)
+    for i, axis in enumerate(_AXES):
+        if axis in params:
+            value = params[axis] * sc
+            g92[i] += pos[i] - value
+            pos[i] = value
+    e = params["E"] * sc if "E" in params else st.e
+    return replace(st, x=pos[0], y=pos[1], z=pos[2], e=e, g92=(g92[0], g92[1], g92[2]))
+
+
+def state_at(lines: list[str], line: int, firmware: Firmware) -> ModalState:
+    """The modal state before 0-based ``line`` runs (after ``lines[:line]``)."""
+    if not 0 <= line <= len(lines):
+        raise ResumeError(f"line {line + 1} is outside the file (1 to {len(lines)})")
+    tracker = ModalTracker(firmware)
+    for text in lines[:line]:
+        tracker.feed(text)
+    return tracker.state
+
+
+def layer_index(lines: list[str], firmware: Firmware) -> list[Layer]:
+    """Every layer of the file: where it starts and at what height."""
+    tracker = ModalTracker(firmware)
+    for text in lines:
+        tracker.feed(text)
+    return tracker.layers
+
+
+def _num(v: float) -> str:
+    text = f"{v:.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def preamble(
+    lines: list[str],
+    line: int,
+    firmware: Firmware,
+    *,
+    head_z: float | None = None,
+    lift: float = 2.0,
+    travel_feed: float = 3000.0,
+    z_feed: float = 600.0,
+    spin_up: float = 4.0,
+    clearance: float = 5.0,
+) -> list[str]:
+    """The lines to send before ``lines[line:]`` so that they run as if the whole
+    file had run up to there.
+
+    ``head_z`` is the height (mm, logical) the tool is at now, as last confirmed
+    (Marlin: declared with ``G92 Z``; default the resume height).  ``lift`` (mm)
+    raises the nozzle off the print before homing X/Y; ``spin_up`` (s) is the
+    GRBL dwell after starting the spindle; ``clearance`` (mm) the least height
+    above the resume point for GRBL's travel.
+    """
+    if firmware not in ("marlin", "grbl"):
+        raise ResumeError(f"unknown firmware {firmware!r}; use 'marlin' or 'grbl'")
+    st = state_at(lines, line, firmware)
+    if st.motion >= 2 and line < len(lines) and lines[line].lstrip()[:1] not in ("G", "g"):
+        raise ResumeError(
+            f"line {line + 1} continues an arc with bare coordinates; "
+            "resume from the start of a layer or from a line that starts with G"
+        )
+    if firmware == "grbl":
+        return _grbl_preamble(st, travel_feed, z_feed, spin_up, clearance)
+    return _marlin_preamble(st, head_z, lift, travel_feed, z_feed)
+
+
+def _final_modes(st: ModalState, grbl: bool) -> list[str]:
+    out: list[str] = []
+    sc = _INCH if st.inches else 1.0
+    if st.inches:
+        out.append("G20")
+    if st.plane != 17:
+        out.append(f"G{st.plane}")
+    if st.relative:
+        out.append("G91")
+    if not grbl and st.e_mode != "follow":
+        out.append("M82" if st.e_mode == "absolute" else "M83")
+    if st.inverse_time:
+        out.append("G93")
+    if st.feed is not None:
+        out.append(f"G1 F{_num(st.feed / sc)}")
+    else:
+        out.append("G1")
+    if st.motion == 0:
+        out.append("G0")
+    return out
+
+
+def _marlin_preamble(
+    st: ModalState, head_z: float | None, lift: float, travel: float, z_feed: float
+) -> list[str]:
+    z_now = st.z if head_z is None else head_z
+    out = ["G21", "G90"]
+    out.append(f"G92 Z{_num(z_now)}")
+    out.append(f"G0 Z{_num(z_now + lift)} F{_num(z_feed)}")
+    out.append("G28 X Y")
+    if st.tool != 0:
+        out.append(f"T{st.tool}")
+    if st.bed > 0:
+        out.append(f"M140 S{_num(st.bed)}")
+    for tool, target in st.hotends:
+        out.append(f"M104 T{tool} S{_num(target)}")
+    if st.bed > 0:
+        out.append(f"M190 S{_num(st.bed)}")
+    for tool, target in st.hotends:
+        out.append(f"M109 T{tool} S{_num(target)}")
+    out.append(f"G92 E{_num(st.e)}")
+    for fan, speed in st.fans:
+        out.append(f"M106 P{fan} S{speed}" if fan else f"M106 S{speed}")
+    gx, gy, _ = st.g92
+    out.append(f"G0 X{_num(st.x + gx)} Y{_num(st.y + gy)} F{_num(travel)}")
+    if gx or gy:
+        out.append(f"G92 X{_num(st.x)} Y{_num(st.y)}")
+    out.append(f"G0 Z{_num(st.z)} F{_num(z_feed)}")
+    return out + _final_modes(st, grbl=False)
+
+
+def _grbl_preamble(
+    st: ModalState, travel: float, z_feed: float, spin_up: float, clearance: float
+) -> list[str]:
+    gx, gy, gz = st.g92
+    safe = max(st.max_z, st.z + clearance)
+    out = ["G21", "G90", "G94", "G17", f"G{st.work_offset}", "G92.1"]
+    out.append(f"G0 Z{_num(safe + gz)}")
+    for c in st.coolant:
+        out.append(f"M{c}")
+    if st.spindle != "off":
+        out.append(f"{'M3' if st.spindle == 'cw' else 'M4'} S{_num(st.spindle_speed)}")
+        if spin_up > 0:
+            out.append(f"G4 P{_num(spin_up)}")
+    else:
+        out.append(f"M5 S{_num(st.spindle_speed)}")
+    out.append(f"G0 X{_num(st.x + gx)} Y{_num(st.y + gy)}")
+    out.append(f"G1 Z{_num(st.z + gz)} F{_num(z_feed)}")
+    if gx or gy or gz:
+        out.append(f"G92 X{_num(st.x)} Y{_num(st.y)} Z{_num(st.z)}")
+    return out + _final_modes(st, grbl=True)
