@@ -46,7 +46,7 @@ loss: the machine must be homed (``$H``) first, which the member is told.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from gateway.machine.errors import MachineError
@@ -173,27 +173,112 @@ class Layer:
     z: float
 
 
-@dataclass(slots=True)
 class ModalTracker:
-    """Follows the modal state over cleaned lines; :meth:`feed` one at a time."""
+    """Follows the modal state over cleaned lines; :meth:`feed` one at a time.
 
-    firmware: Firmware = "marlin"
-    state: ModalState = field(default_factory=ModalState)
-    lines: int = 0
-    layers: list[Layer] = field(default_factory=list)
-    _layer_comment: bool = False
+    Kept in plain attributes (a snapshot is :attr:`state`), with a fast path
+    for the bulk of any file, ``G0``/``G1`` with axis words, so that a layer
+    index of a large file takes seconds, not minutes, on a Pi.
+    """
+
+    __slots__ = (
+        "bed",
+        "coolant",
+        "e",
+        "e_mode",
+        "fans",
+        "feed_mm",
+        "firmware",
+        "g92",
+        "grbl",
+        "hotends",
+        "inches",
+        "inverse_time",
+        "layer",
+        "layer_comment",
+        "layer_z",
+        "layers",
+        "lines",
+        "max_z",
+        "motion",
+        "plane",
+        "relative",
+        "spindle",
+        "spindle_speed",
+        "tool",
+        "work_offset",
+        "x",
+        "y",
+        "z",
+    )
+
+    def __init__(self, firmware: Firmware = "marlin") -> None:
+        self.firmware: Firmware = firmware
+        self.grbl = firmware == "grbl"
+        self.lines = 0
+        self.layers: list[Layer] = []
+        self.layer_comment = False
+        self.relative = False
+        self.e_mode: EMode = "follow"
+        self.inches = False
+        self.plane = 17
+        self.motion = 0
+        self.inverse_time = False
+        self.work_offset = 54
+        self.g92 = [0.0, 0.0, 0.0]
+        self.feed_mm: float | None = None
+        self.x = self.y = self.z = self.e = self.max_z = 0.0
+        self.tool = 0
+        self.hotends: dict[int, float] = {}
+        self.bed = 0.0
+        self.fans: dict[int, int] = {}
+        self.spindle: Spindle = "off"
+        self.spindle_speed = 0.0
+        self.coolant: set[int] = set()
+        self.layer = 0
+        self.layer_z: float | None = None
+
+    @property
+    def state(self) -> ModalState:
+        return ModalState(
+            relative=self.relative,
+            e_mode=self.e_mode,
+            inches=self.inches,
+            plane=self.plane,
+            motion=self.motion,
+            inverse_time=self.inverse_time,
+            work_offset=self.work_offset,
+            g92=(self.g92[0], self.g92[1], self.g92[2]),
+            feed=self.feed_mm,
+            x=self.x,
+            y=self.y,
+            z=self.z,
+            e=self.e,
+            max_z=self.max_z,
+            tool=self.tool,
+            hotends=tuple(sorted(self.hotends.items())),
+            bed=self.bed,
+            fans=tuple(sorted(self.fans.items())),
+            spindle=self.spindle,
+            spindle_speed=self.spindle_speed,
+            coolant=tuple(sorted(self.coolant)),
+            layer=self.layer,
+            layer_z=self.layer_z,
+        )
 
     def feed(self, line: str) -> None:
         """Take one line (raw or cleaned); a line that is not G-code changes nothing."""
         index = self.lines
         self.lines += 1
+        head = line[:3]
+        if (head == "G1 " or head == "G0 ") and line.isascii() and self._fast_move(line, index):
+            return
         s = line.strip()
         if not s:
             return
         if s[0] == ";" or s[0] == "(":
-            upper = s.upper()
-            if upper.startswith((";LAYER:", ";LAYER_CHANGE", "(LAYER")):
-                self._layer_comment = True
+            if s.upper().startswith((";LAYER:", ";LAYER_CHANGE", "(LAYER")):
+                self.layer_comment = True
             return
         cut = s.find(";")
         if cut >= 0:
@@ -202,148 +287,191 @@ class ModalTracker:
         if words is not None:
             self._apply(words, index)
 
+    def _fast_move(self, line: str, index: int) -> bool:
+        """``G0``/``G1`` followed by X/Y/Z/E/F (and S on GRBL) words only; False
+        (nothing changed) for anything else, which then goes the general way."""
+        x = y = z = e = f = sp = None
+        try:
+            for word in line.split(" ")[1:]:
+                k = word[0]
+                v = float(word[1:])
+                if k == "X" and x is None:
+                    x = v
+                elif k == "Y" and y is None:
+                    y = v
+                elif k == "Z" and z is None:
+                    z = v
+                elif k == "E" and e is None:
+                    e = v
+                elif k == "F" and f is None:
+                    f = v
+                elif k == "S" and sp is None and self.grbl:
+                    sp = v
+                else:
+                    return False
+        except (ValueError, IndexError):
+            return False
+        for value in (x, y, z, e, f, sp):
+            if value is not None and not -_HUGE < value < _HUGE:
+                return False
+        # No exponents ("X1E5" is X1 and E5 in G-code), "inf", "nan" or "1_0":
+        # G-code numbers are plain, float() is more lenient.
+        if "e" in line or "_" in line or "n" in line or line.count("E") != (e is not None):
+            return False
+        sc = _INCH if self.inches else 1.0
+        if f is not None and f > 0:
+            self.feed_mm = f * sc
+        if sp is not None:
+            self.spindle_speed = sp
+        self.motion = 0 if line[1] == "0" else 1
+        self._move(x, y, z, e, sc, index)
+        return True
+
     # -- interpretation ------------------------------------------------------------
 
     def _apply(self, words: list[tuple[str, float]], index: int) -> None:
-        st = self.state
-        grbl = self.firmware == "grbl"
+        grbl = self.grbl
         g_codes = [v for k, v in words if k == "G"]
         m_codes = [int(v) for k, v in words if k == "M"]
         params: dict[str, float] = {k: v for k, v in words if k not in "GMN"}
-        sc = _INCH if st.inches else 1.0
-        changes: dict[str, object] = {}
         motion: int | None = None
         other_g = False
         for g in g_codes:
-            if g == 20.0:
-                sc = _INCH
-                changes["inches"] = True
-            elif g == 21.0:
-                sc = 1.0
-                changes["inches"] = False
+            if g == 20.0 or g == 21.0:
+                self.inches = g == 20.0
             elif g == 90.0 or g == 91.0:
-                changes["relative"] = g == 91.0
-                changes["e_mode"] = "follow"
+                self.relative = g == 91.0
+                self.e_mode = "follow"
             elif g in _PLANES:
-                changes["plane"] = _PLANES[g]
+                self.plane = _PLANES[g]
             elif g in _WCS:
-                changes["work_offset"] = _WCS[g]
+                self.work_offset = _WCS[g]
             elif g == 93.0 or g == 94.0:
-                changes["inverse_time"] = g == 93.0
+                self.inverse_time = g == 93.0
             elif g in _MOTION:
                 motion = _MOTION[g]
             else:
                 other_g = True
-        if changes:
-            st = replace(st, **changes)  # type: ignore[arg-type]
+        sc = _INCH if self.inches else 1.0
         if "F" in params and params["F"] > 0:
-            st = replace(st, feed=params["F"] * sc)
+            self.feed_mm = params["F"] * sc
         if grbl and "S" in params:
-            st = replace(st, spindle_speed=params["S"])
+            self.spindle_speed = params["S"]
         for m in m_codes:
-            st = self._m_code(st, m, params, grbl)
+            self._m_code(m, params)
         if "T" in params and not g_codes and not m_codes:
-            st = replace(st, tool=int(params["T"]))
+            self.tool = int(params["T"])
         for g in g_codes:
             if g == 28.0 and not grbl:
-                st = _home(st, params)
+                self._home(params)
             elif g == 92.0:
-                st = _set_position(st, params, sc)
+                self._set_position(params, sc)
             elif g == 92.1 or g == 92.2:
                 # GRBL and LinuxCNC: clear the G92 shift; logical becomes work.
-                st = replace(
-                    st,
-                    x=st.x + st.g92[0],
-                    y=st.y + st.g92[1],
-                    z=st.z + st.g92[2],
-                    g92=(0.0, 0.0, 0.0),
-                )
+                self.x += self.g92[0]
+                self.y += self.g92[1]
+                self.z += self.g92[2]
+                self.g92 = [0.0, 0.0, 0.0]
         has_axes = any(a in params for a in ("X", "Y", "Z")) or ("E" in params and not grbl)
         if motion is None and not other_g and not m_codes and has_axes:
-            motion = st.motion
+            motion = self.motion
         if motion is not None and not other_g:
-            st = self._move(replace(st, motion=motion), motion, params, sc, grbl, index)
-        self.state = st
+            self.motion = motion
+            self._move(
+                params.get("X"), params.get("Y"), params.get("Z"), params.get("E"), sc, index
+            )
 
-    def _m_code(self, st: ModalState, m: int, params: dict[str, float], grbl: bool) -> ModalState:
-        if grbl:
-            if m == 3:
-                return replace(st, spindle="cw")
-            if m == 4:
-                return replace(st, spindle="ccw")
-            if m == 5:
-                return replace(st, spindle="off")
-            if m in (2, 30):  # program end: spindle and coolant off
-                return replace(st, spindle="off", coolant=())
-            if m in (7, 8):
-                return replace(st, coolant=tuple(sorted({*st.coolant, m})))
-            if m == 9:
-                return replace(st, coolant=())
-            return st
+    def _m_code(self, m: int, params: dict[str, float]) -> None:
+        if self.grbl:
+            if m == 3 or m == 4:
+                self.spindle = "cw" if m == 3 else "ccw"
+            elif m == 5:
+                self.spindle = "off"
+            elif m in (2, 30):  # program end: spindle and coolant off
+                self.spindle = "off"
+                self.coolant = set()
+            elif m in (7, 8):
+                self.coolant.add(m)
+            elif m == 9:
+                self.coolant = set()
+            return
         if m == 82:
-            return replace(st, e_mode="absolute")
-        if m == 83:
-            return replace(st, e_mode="relative")
-        if m in (104, 109):
+            self.e_mode = "absolute"
+        elif m == 83:
+            self.e_mode = "relative"
+        elif m in (104, 109):
             target = params.get("S", params.get("R"))
-            if target is None:
-                return st
-            tool = int(params.get("T", st.tool))
-            hot = {t: v for t, v in st.hotends if t != tool}
-            if target > 0:
-                hot[tool] = target
-            return replace(st, hotends=tuple(sorted(hot.items())))
-        if m in (140, 190):
+            if target is not None:
+                tool = int(params.get("T", self.tool))
+                self.hotends.pop(tool, None)
+                if target > 0:
+                    self.hotends[tool] = target
+        elif m in (140, 190):
             target = params.get("S", params.get("R"))
-            return st if target is None else replace(st, bed=max(0.0, target))
-        if m in (106, 107):
+            if target is not None:
+                self.bed = max(0.0, target)
+        elif m in (106, 107):
             fan = int(params.get("P", 0))
-            fans = {f: v for f, v in st.fans if f != fan}
             speed = 0 if m == 107 else int(min(255.0, max(0.0, params.get("S", 255.0))))
+            self.fans.pop(fan, None)
             if speed > 0:
-                fans[fan] = speed
-            return replace(st, fans=tuple(sorted(fans.items())))
-        return st
+                self.fans[fan] = speed
 
     def _move(
         self,
-        st: ModalState,
-        motion: int,
-        params: dict[str, float],
+        px: float | None,
+        py: float | None,
+        pz: float | None,
+        pe: float | None,
         sc: float,
-        grbl: bool,
         index: int,
-    ) -> ModalState:
-        rel = st.relative
-
-        def coord(axis: str, old: float) -> float:
-            if axis not in params:
-                return old
-            value = params[axis] * sc
-            return old + value if rel else value
-
-        x0, y0, z0 = st.x, st.y, st.z
-        x, y, z = coord("X", x0), coord("Y", y0), coord("Z", z0)
-        e = st.e
+    ) -> None:
+        rel = self.relative
+        x0, y0, z0 = self.x, self.y, self.z
+        x = x0 if px is None else (x0 + px * sc if rel else px * sc)
+        y = y0 if py is None else (y0 + py * sc if rel else py * sc)
+        z = z0 if pz is None else (z0 + pz * sc if rel else pz * sc)
         de = 0.0
-        if "E" in params and not grbl:
-            new_e = e + params["E"] * sc if st.e_relative else params["E"] * sc
-            de = new_e - e
-            e = new_e
-        moved = x != x0 or y != y0 or z != z0 or motion >= 2
-        working = (
-            de > 0.0
-            if not grbl
-            else (motion >= 1 and st.spindle != "off" and st.spindle_speed > 0.0)
-        )
-        st = replace(st, x=x, y=y, z=z, e=e, max_z=max(st.max_z, z))
-        new_height = self._layer_comment or st.layer_z is None or abs(z - st.layer_z) > 1e-6
-        if working and moved and z == z0 and new_height:
-            number = st.layer + 1
-            self.layers.append(Layer(number, index, z))
-            st = replace(st, layer=number, layer_z=z)
-            self._layer_comment = False
-        return st
+        if pe is not None and not self.grbl:
+            relative_e = self.e_mode == "relative" or (self.e_mode == "follow" and rel)
+            new_e = self.e + pe * sc if relative_e else pe * sc
+            de = new_e - self.e
+            self.e = new_e
+        self.x, self.y, self.z = x, y, z
+        if z > self.max_z:
+            self.max_z = z
+        motion = self.motion
+        if not (x != x0 or y != y0 or z != z0 or motion >= 2) or z != z0:
+            return
+        if self.grbl:
+            working = motion >= 1 and self.spindle != "off" and self.spindle_speed > 0.0
+        else:
+            working = de > 0.0
+        if not working:
+            return
+        layer_z = self.layer_z
+        if self.layer_comment or layer_z is None or abs(z - layer_z) > 1e-6:
+            self.layer += 1
+            self.layers.append(Layer(self.layer, index, z))
+            self.layer_z = z
+            self.layer_comment = False
+
+    def _home(self, params: dict[str, float]) -> None:
+        named = [a for a in _AXES if a in params]
+        for i, axis in enumerate(_AXES):
+            if not named or axis in named:
+                setattr(self, axis.lower(), 0.0)
+                self.g92[i] = 0.0
+
+    def _set_position(self, params: dict[str, float], sc: float) -> None:
+        for i, axis in enumerate(_AXES):
+            if axis in params:
+                value = params[axis] * sc
+                attr = axis.lower()
+                self.g92[i] += getattr(self, attr) - value
+                setattr(self, attr, value)
+        if "E" in params:
+            self.e = params["E"] * sc
 
 
 def _words(s: str, firmware: Firmware) -> list[tuple[str, float]] | None:
@@ -382,30 +510,6 @@ def _words(s: str, firmware: Firmware) -> list[tuple[str, float]] | None:
         out.append((c, round(value, 1) if c == "G" else value))
         i = k
     return out or None
-
-
-def _home(st: ModalState, params: dict[str, float]) -> ModalState:
-    named = [a for a in _AXES if a in params]
-    targets = named or list(_AXES)
-    pos = [st.x, st.y, st.z]
-    g92 = list(st.g92)
-    for i, axis in enumerate(_AXES):
-        if axis in targets:
-            pos[i] = 0.0
-            g92[i] = 0.0
-    return replace(st, x=pos[0], y=pos[1], z=pos[2], g92=(g92[0], g92[1], g92[2]))
-
-
-def _set_position(st: ModalState, params: dict[str, float], sc: float) -> ModalState:
-    pos = [st.x, st.y, st.z]
-    g92 = list(st.g92)
-    for i, axis in enumerate(_AXES):
-        if axis in params:
-            value = params[axis] * sc
-            g92[i] += pos[i] - value
-            pos[i] = value
-    e = params["E"] * sc if "E" in params else st.e
-    return replace(st, x=pos[0], y=pos[1], z=pos[2], e=e, g92=(g92[0], g92[1], g92[2]))
 
 
 def state_at(lines: list[str], line: int, firmware: Firmware) -> ModalState:

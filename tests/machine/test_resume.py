@@ -202,3 +202,19 @@ def test_bare_arc_continuation_is_refused() -> None:
 def test_text_commands_and_garbage_change_nothing() -> None:
     st_ = _run(["M117 G91 M83", "$H", "hello", "G1 X1e5", "(comment) G91"], "marlin")
     assert not st_.relative and st_.e_mode == "follow"
+
+
+@pytest.mark.parametrize("firmware", ["marlin", "grbl"])
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_fast_path_agrees_with_the_general_one(firmware: Firmware, data: st.DataObject) -> None:
+    """A leading space sends every line the general way; the state must not differ."""
+    extra = st.sampled_from(["G1 X1E5", "G1 Xinf", "G1 X1_0", "G1 X1 X2", "G1 X1  Y2", "G1 X1 ;c"])
+    lines = data.draw(st.lists(st.one_of(_marlin if firmware == "marlin" else _grbl, extra)))
+    fast = ModalTracker(firmware)
+    slow = ModalTracker(firmware)
+    for line in lines:
+        fast.feed(line)
+        slow.feed(" " + line)
+    assert fast.state == slow.state
+    assert fast.layers == slow.layers
