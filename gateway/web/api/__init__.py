@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.web.api import access, files, jobs, live, machine, tokens
+from gateway.web.api import access, files, jobs, live, machine, resume, tokens
 
 
 def routers() -> list[APIRouter]:
@@ -16,6 +16,7 @@ def routers() -> list[APIRouter]:
         machine.router,
         files.router,
         jobs.router,
+        resume.router,
         access.router,
         tokens.router,
         live.router,
