@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.access.config import AccessConfig
 from gateway.camera.config import CameraConfig
+from gateway.machine.resume_config import ResumeConfig
 from gateway.telemetry.config import TelemetryConfig
 
 
@@ -154,6 +155,7 @@ class GatewayConfig(BaseSettings):
     machine: MachineConfig = MachineConfig()
     serial: SerialConfig = SerialConfig()
     jobs: JobsConfig = JobsConfig()
+    resume: ResumeConfig = ResumeConfig()
     storage: StorageConfig = StorageConfig()
     web: WebConfig = WebConfig()
     simulation: SimulationConfig = SimulationConfig()

@@ -57,6 +57,7 @@ __all__ = [
     "ModalState",
     "ModalTracker",
     "ResumeError",
+    "head_height",
     "layer_index",
     "preamble",
     "state_at",
@@ -520,6 +521,26 @@ def state_at(lines: list[str], line: int, firmware: Firmware) -> ModalState:
     for text in lines[:line]:
         tracker.feed(text)
     return tracker.state
+
+
+def head_height(lines: list[str], line: int, firmware: Firmware, window: int = 32) -> float:
+    """The lowest Z of the ``window`` lines before ``line``: where the tool may be.
+
+    The last confirmed line may still have been waiting in the controller's
+    planner (16 moves on Marlin and GRBL), so the tool is somewhere in the
+    moves just before it.  Declaring a height above the real one would drive
+    the nozzle into the print on the way down; below it, it prints in the air.
+    """
+    if not 0 <= line <= len(lines):
+        raise ResumeError(f"line {line + 1} is outside the file (1 to {len(lines)})")
+    tracker = ModalTracker(firmware)
+    low = math.inf
+    first = max(0, line - window)
+    for i, text in enumerate(lines[:line]):
+        tracker.feed(text)
+        if i >= first:
+            low = min(low, tracker.z)
+    return tracker.z if low == math.inf else low
 
 
 def layer_index(lines: list[str], firmware: Firmware) -> list[Layer]:

@@ -218,3 +218,12 @@ def test_fast_path_agrees_with_the_general_one(firmware: Firmware, data: st.Data
         slow.feed(" " + line)
     assert fast.state == slow.state
     assert fast.layers == slow.layers
+
+
+def test_head_height_is_the_lowest_of_the_last_moves() -> None:
+    from gateway.machine.resume import head_height
+
+    lines = ["G1 Z0.2", "G1 X1 E1", "G1 Z0.6", "G1 X5", "G1 Z0.2", "G1 X6 E1", "G1 Z0.8"]
+    assert head_height(lines, 7, "marlin", window=3) == 0.2
+    assert head_height(lines, 7, "marlin", window=1) == 0.8
+    assert head_height(lines, 0, "marlin") == 0.0
