@@ -64,8 +64,21 @@ class JobResumed(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JobFinishing(Event):
+    """Every line was accepted; the machine is still executing its planned moves.
+    The job is not over (and power must stay on) until :class:`JobFinished`."""
+
+    topic = "job_finishing"
+    job_id: int
+    file: str
+    lines_done: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobFinished(Event):
-    """A job ended: ``outcome`` is completed | cancelled | failed | estop."""
+    """A job ended: ``outcome`` is completed | cancelled | failed | estop.
+
+    ``completed`` is published only once the machine has stopped moving."""
 
     topic = "job_finished"
     job_id: int

@@ -79,6 +79,7 @@ from gateway.machine.protocol import (
     FirmwareReset,
     GrblStatus,
     LinesAcked,
+    MotionFinished,
     ProtocolEvent,
     UnparsedLine,
 )
@@ -202,7 +203,9 @@ class GrblProtocol(ControllerProtocol):
         self._errors = 0
         self._realtime = bytearray()
         self._poll_wanted = False
-        self._polls: deque[tuple[float, int]] = deque()  # (time written, lines written before)
+        # (time written, lines written before, every line answered when written)
+        self._polls: deque[tuple[float, int, bool]] = deque()
+        self._finishing = False  # finish_motion() asked; waiting for an Idle report
         self._next_poll = 0.0
         self._events: list[ProtocolEvent] = []  # raised outside receive()/tick()
         self._partial = b""
@@ -238,6 +241,7 @@ class GrblProtocol(ControllerProtocol):
         self._polls.clear()
         self._reset_at = now
         self._drain = None
+        self._finishing = False
         self._reset_expected = False
 
     # -- ControllerProtocol ----------------------------------------------------
@@ -294,6 +298,11 @@ class GrblProtocol(ControllerProtocol):
         )
         self._events.append(LinesAcked(1, self._acked))
 
+    def finish_motion(self) -> None:
+        """Poll ``?`` until a report to a query written after the last ``ok`` says ``Idle``."""
+        self._finishing = True
+        self._poll_wanted = True
+
     def wants_lines(self) -> bool:
         return len(self._queue) < self._queue_length
 
@@ -332,7 +341,8 @@ class GrblProtocol(ControllerProtocol):
         if self._poll_wanted and self._state in (LinkState.CONFIRMING, LinkState.READY):
             self._poll_wanted = False
             out.append(Realtime.STATUS_REPORT)
-            self._polls.append((now, self._sent_seq))
+            answered = not self._sent and not self._queue
+            self._polls.append((now, self._sent_seq, answered))
         if self._state is LinkState.READY and self._queue:
             self._fill(out, now)
         return bytes(out)
@@ -545,8 +555,15 @@ class GrblProtocol(ControllerProtocol):
         self._last_status = status
         while self._polls and now - self._polls[0][0] > self._timeout:
             self._polls.popleft()
-        mark = self._polls.popleft()[1] if self._polls else None
+        poll = self._polls.popleft() if self._polls else None
+        mark = poll[1] if poll is not None else None
         events.append(status)
+        if self._finishing and poll is not None and poll[2] and self._stopped(status):
+            # GRBL starts the cycle before it prints the ok of a line it planned
+            # (protocol_auto_cycle_start), so Idle after the last ok means the
+            # planner ran dry.
+            self._finishing = False
+            events.append(MotionFinished())
         if self._state is LinkState.CONFIRMING and mark is not None:
             self._enter(LinkState.READY)
             self._next_poll = now + self._interval
@@ -557,6 +574,12 @@ class GrblProtocol(ControllerProtocol):
             events.append(ControllerReady(self.firmware, self._version, caps))
         elif self._state is LinkState.READY:
             self._check_drained(status, mark, now, events)
+
+    def _stopped(self, s: GrblStatus) -> bool:
+        """``Idle`` with no planner block left (when ``Bf:`` says so)."""
+        if s.state != "Idle":
+            return False
+        return s.planner_free is None or s.planner_free >= self._planner_capacity
 
     def _complete(self, s: GrblStatus) -> GrblStatus:
         """Add the last known WCO/Ov and the position GRBL did not send (WPos = MPos - WCO)."""

@@ -6,8 +6,13 @@
        │               │  ▲               │
        │               │  └────resume─────┘
        └─cancel─▶ cancelled ◀──cancel─────┤
-                       running ─complete─▶ completed
-             running/paused ─fail─▶ failed    running/paused ─estop─▶ estop
+                       running ─finish─▶ finishing ─complete─▶ completed
+    running/paused/finishing ─fail─▶ failed    running/paused/finishing ─estop─▶ estop
+
+``finishing``: every line was acknowledged but the machine is still working
+through its planner (Marlin and GRBL answer ``ok`` when a move is *planned*,
+up to ~16 moves ahead).  The job completes only when the controller proves it
+stopped moving, so the relay rule ("cut power after the job") waits for it.
 
 Terminal states never change again; a job that failed (an unplugged port, a
 firmware halt) is never resumed by itself.
@@ -26,6 +31,7 @@ class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"
+    FINISHING = "finishing"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
@@ -36,12 +42,15 @@ class JobAction(StrEnum):
     START = "start"
     PAUSE = "pause"
     RESUME = "resume"
+    FINISH = "finish"
     CANCEL = "cancel"
     COMPLETE = "complete"
     FAIL = "fail"
     ESTOP = "estop"
 
 
+#: The machine may be moving for the job: power must stay on.
+ACTIVE = frozenset({JobState.RUNNING, JobState.PAUSED, JobState.FINISHING})
 TERMINAL = frozenset({JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED, JobState.ESTOP})
 
 _S, _A = JobState, JobAction
@@ -50,9 +59,13 @@ TRANSITIONS: dict[tuple[JobState, JobAction], JobState] = {
     (_S.QUEUED, _A.CANCEL): _S.CANCELLED,
     (_S.RUNNING, _A.PAUSE): _S.PAUSED,
     (_S.RUNNING, _A.CANCEL): _S.CANCELLED,
-    (_S.RUNNING, _A.COMPLETE): _S.COMPLETED,
+    (_S.RUNNING, _A.FINISH): _S.FINISHING,
     (_S.RUNNING, _A.FAIL): _S.FAILED,
     (_S.RUNNING, _A.ESTOP): _S.ESTOP,
+    (_S.FINISHING, _A.COMPLETE): _S.COMPLETED,
+    (_S.FINISHING, _A.CANCEL): _S.CANCELLED,
+    (_S.FINISHING, _A.FAIL): _S.FAILED,
+    (_S.FINISHING, _A.ESTOP): _S.ESTOP,
     (_S.PAUSED, _A.RESUME): _S.RUNNING,
     (_S.PAUSED, _A.CANCEL): _S.CANCELLED,
     (_S.PAUSED, _A.FAIL): _S.FAILED,

@@ -13,7 +13,13 @@ Handshake (:class:`_State`)
     check, so it works whatever the board's counter is), ``M115`` reads
     ``FIRMWARE_NAME:`` and the ``Cap:`` lines, then ``M155 S<n>`` turns on
     temperature auto-reports when ``Cap:AUTOREPORT_TEMP:1``; otherwise ``M105``
-    is polled every ``temperature_interval``.  A board reset by DTR on open
+    is polled every ``temperature_interval``.  A board that answers ``M115``
+    without ``FIRMWARE_NAME:`` (older or vendor firmwares) is driven anyway once
+    ``handshake_timeout`` has passed since the first ``M115``: a numbered
+    ``N<next> M105`` proves the ``M115`` was answered (its plain ``ok`` alone
+    cannot be told from a stray one), then the conservative settings apply: no
+    capability assumed, one line in flight unless ``ok N P B`` shows
+    ``ADVANCED_OK``, temperatures polled with ``M105``.  A board reset by DTR on open
     swallows what arrives while its bootloader runs: ``M110`` is sent again
     after ``handshake_timeout`` and as soon as ``start`` is printed.  After the
     handshake, ``start`` means the board restarted: :class:`FirmwareReset`,
@@ -96,6 +102,7 @@ from gateway.machine.protocol import (
     FirmwareMessage,
     FirmwareReset,
     LinesAcked,
+    MotionFinished,
     ProtocolEvent,
     ResendRequested,
     Temperatures,
@@ -141,6 +148,7 @@ class _Kind(enum.IntEnum):
     IDENTIFY = 3  # M115
     CONFIGURE = 4  # M155 S<n>
     POLL = 5  # M105: temperature poll or probe after a timeout
+    DRAIN = 6  # M400 after the last job line: its ok means the planner is empty
 
 
 class _State(enum.Enum):
@@ -335,6 +343,18 @@ class MarlinProtocol(ControllerProtocol):
                 if waited >= self._handshake_timeout:
                     self._resend_sync(now)
                     events.append(CommunicationTimeout(waited, "sent M110 N0 again"))
+            elif (
+                state is _State.IDENTIFY
+                and not self._name_seen
+                and self._probe_n < 0
+                and now - self._identify_since >= self._handshake_timeout
+            ):
+                self._probe(
+                    now,
+                    now - self._identify_since,
+                    events,
+                    "no FIRMWARE_NAME in the M115 answer; sent N{n} M105 to go on without it",
+                )
             elif waited >= self._response_timeout:
                 self._probe(now, waited, events)
         if state is _State.READY and not self._auto_report and now >= self._next_poll:
@@ -367,6 +387,12 @@ class MarlinProtocol(ControllerProtocol):
             return
         self._pending.append(_Line(text, _Kind.COMMAND))
 
+    def finish_motion(self) -> None:
+        """Queue ``M400``: Marlin answers it only once its planner is empty
+        (``planner.synchronize()``), printing ``busy:`` while it waits."""
+        if self._state is not _State.HALTED:
+            self._pending.append(_Line("M400", _Kind.DRAIN))
+
     def wants_lines(self) -> bool:
         return self._state is not _State.HALTED and len(self._pending) < _WANT_DEPTH
 
@@ -375,8 +401,8 @@ class MarlinProtocol(ControllerProtocol):
         self._halt(self._events)
 
     def discard_queued(self) -> int:
-        kept = deque(line for line in self._pending if line.kind != _Kind.JOB)
-        dropped = len(self._pending) - len(kept)
+        kept = deque(line for line in self._pending if line.kind == _Kind.COMMAND)
+        dropped = sum(1 for line in self._pending if line.kind == _Kind.JOB)
         self._pending = kept
         return dropped
 
@@ -440,6 +466,7 @@ class MarlinProtocol(ControllerProtocol):
         self._capabilities: dict[str, str] = {}
         self._name_seen = False
         self._identify_tries = 0
+        self._identify_since = now
         self._system.clear()
 
     def _enter(self, state: _State, now: float, events: list[ProtocolEvent]) -> None:
@@ -455,6 +482,8 @@ class MarlinProtocol(ControllerProtocol):
                 self._next_n = 1
             case _State.IDENTIFY:
                 self._identify_tries += 1
+                if self._identify_tries == 1:
+                    self._identify_since = now
                 self._system.append(_Line("M115", _Kind.IDENTIFY))
             case _State.CONFIGURE:
                 seconds = max(1, round(self._interval))
@@ -471,10 +500,21 @@ class MarlinProtocol(ControllerProtocol):
             case (_State.SYNC, _Kind.SYNC):
                 self._enter(_State.IDENTIFY, now, events)
             case (_State.IDENTIFY, _Kind.IDENTIFY) if not self._name_seen:
-                if self._identify_tries < 3:
+                if (
+                    self._identify_tries < 3
+                    and now - self._identify_since < self._handshake_timeout
+                ):
                     self._enter(_State.IDENTIFY, now, events)  # FIRMWARE_NAME was lost
                 else:
-                    self._enter(_State.READY, now, events)  # not a Marlin that says its name
+                    # Not a Marlin that says its name: drive it conservatively.
+                    events.append(
+                        FirmwareMessage(
+                            "info",
+                            "the firmware did not report FIRMWARE_NAME in M115; "
+                            "streaming with conservative settings",
+                        )
+                    )
+                    self._enter(_State.READY, now, events)
             case (_State.IDENTIFY, _Kind.IDENTIFY):
                 self._auto_report = self._capabilities.get("AUTOREPORT_TEMP") == "1"
                 next_state = _State.CONFIGURE if self._auto_report else _State.READY
@@ -583,7 +623,13 @@ class MarlinProtocol(ControllerProtocol):
         ):
             self._system.append(_Line("M105", _Kind.POLL))
 
-    def _probe(self, now: float, waited: float, events: list[ProtocolEvent]) -> None:
+    def _probe(
+        self,
+        now: float,
+        waited: float,
+        events: list[ProtocolEvent],
+        action: str = "sent N{n} M105 to find the line Marlin expects",
+    ) -> None:
         """Nothing came back: send ``N<next> M105`` to learn where Marlin is."""
         n = self._next_n
         line = _Line("M105", _Kind.POLL)
@@ -600,9 +646,7 @@ class MarlinProtocol(ControllerProtocol):
         self._allowance = 0
         self._after_line_error = False
         self._last_progress = now
-        events.append(
-            CommunicationTimeout(waited, f"sent N{n} M105 to find the line Marlin expects")
-        )
+        events.append(CommunicationTimeout(waited, action.format(n=n)))
 
     def _resend_sync(self, now: float) -> None:
         self._in_flight = []
@@ -634,6 +678,8 @@ class MarlinProtocol(ControllerProtocol):
             if line.kind == _Kind.COMMAND:
                 response = tuple(line.response or ())
                 events.append(CommandDone(line.text, not line.failed, response))
+            elif line.kind == _Kind.DRAIN:
+                events.append(MotionFinished())
             else:
                 self._step_handshake(line, now, events)
         if count:

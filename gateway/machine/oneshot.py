@@ -22,6 +22,7 @@ from gateway.machine.protocol import (
     ControllerReady,
     FirmwareError,
     FirmwareReset,
+    MotionFinished,
     ProtocolEvent,
 )
 from gateway.machine.serial_port import SerialPortError, open_port
@@ -68,15 +69,18 @@ async def print_file(
         ready = asyncio.Event()
         done: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
         last_report = 0.0
+        streamed = False
 
         def on_event(e: ProtocolEvent) -> None:
-            nonlocal last_report
+            nonlocal last_report, streamed
             if isinstance(e, ControllerReady):
                 ready.set()
             if done.done():
                 return
-            if isinstance(e, StreamFinished):
-                done.set_result(("completed", ""))
+            if isinstance(e, MotionFinished) and streamed:
+                done.set_result(("completed", ""))  # the machine stopped, not just the last ok
+            elif isinstance(e, StreamFinished):
+                streamed = True
             elif isinstance(e, Alarm):
                 done.set_result(("failed", f"ALARM:{e.code} {e.message}"))
             elif isinstance(e, FirmwareError) and e.fatal:

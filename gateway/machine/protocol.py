@@ -41,6 +41,13 @@ class LinesAcked(ProtocolEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class MotionFinished(ProtocolEvent):
+    """The machine stopped moving after :meth:`ControllerProtocol.finish_motion`:
+    Marlin answered ``M400``, or GRBL reported ``Idle`` to a ``?`` written after
+    the last ``ok``.  Only now is a job really done."""
+
+
+@dataclass(frozen=True, slots=True)
 class CommandDone(ProtocolEvent):
     """A command queued with :meth:`ControllerProtocol.send_command` was answered."""
 
@@ -167,6 +174,13 @@ class ControllerProtocol(ABC):
         """Queue a command outside the job (console, temperature query, ``$X``).
         Ordered with job lines; answered by :class:`CommandDone`; not counted as
         job progress."""
+
+    @abstractmethod
+    def finish_motion(self) -> None:
+        """Ask for proof that every move planned so far has been executed; a
+        :class:`MotionFinished` follows once the machine has stopped.  An ``ok``
+        only means a line was planned: Marlin's planner and GRBL's hold up to
+        ~16 moves, seconds of motion."""
 
     @abstractmethod
     def wants_lines(self) -> bool:

@@ -72,12 +72,18 @@ def update_job(db: sqlite_utils.Database, job: Job, machine_id: str) -> None:
 
 
 def close_interrupted(db: sqlite_utils.Database) -> int:
-    """Mark jobs left running or paused by a crash or power loss as failed."""
+    """Mark jobs left running, paused or finishing by a crash or power loss as failed."""
     now = time.time()
     cur = db.execute(
         "UPDATE jobs SET state = ?, ended_at = COALESCE(ended_at, ?), "
-        "reason = 'the gateway stopped during the job' WHERE state IN (?, ?)",
-        [JobState.FAILED.value, now, JobState.RUNNING.value, JobState.PAUSED.value],
+        "reason = 'the gateway stopped during the job' WHERE state IN (?, ?, ?)",
+        [
+            JobState.FAILED.value,
+            now,
+            JobState.RUNNING.value,
+            JobState.PAUSED.value,
+            JobState.FINISHING.value,
+        ],
     )
     db.conn.commit()
     return cur.rowcount

@@ -46,6 +46,7 @@ from gateway.machine.protocol import (
     FirmwareReset,
     GrblStatus,
     LinesAcked,
+    MotionFinished,
     ProtocolEvent,
     ResendRequested,
     Temperatures,
@@ -147,7 +148,7 @@ class MachineService(Service):
     def state(self) -> MachineState:
         if self.link is not MachineState.IDLE:
             return self.link
-        if self.job is not None and self.job.state is JobState.RUNNING:
+        if self.job is not None and self.job.state in (JobState.RUNNING, JobState.FINISHING):
             return MachineState.RUNNING
         if self.job is not None and self.job.state is JobState.PAUSED:
             return MachineState.PAUSED
@@ -276,6 +277,9 @@ class MachineService(Service):
                     self._progress(job)
             case StreamFinished():
                 if job is not None and job.state is JobState.RUNNING:
+                    self._finishing(job)
+            case MotionFinished():
+                if job is not None and job.state is JobState.FINISHING:
                     self._finish(JobAction.COMPLETE, "")
             case ControllerReady(version=version):
                 self.link = MachineState.IDLE
@@ -372,6 +376,17 @@ class MachineService(Service):
         if self.job is not None and not self.job.finished:
             self._finish(JobAction.FAIL, message)
         self.bus.publish(ev.MachineError(message=message, code=code, fatal=True))
+        self._mark_dirty()
+
+    def _finishing(self, job: Job) -> None:
+        """Every line was accepted; the job ends when the controller has stopped."""
+        job.apply(JobAction.FINISH, now=time.time(), mono=time.monotonic())
+        if self._streamer is not None:
+            job.lines_done = self._streamer.lines_done
+            job.bytes_done = self._streamer.bytes_done
+        log.info("job %d (%s): all lines sent, waiting for the machine", job.id, job.file)
+        self.bus.publish(ev.JobFinishing(job_id=job.id, file=job.file, lines_done=job.lines_done))
+        self._persist.put_nowait(job)
         self._mark_dirty()
 
     def _finish(self, action: JobAction, reason: str) -> None:
@@ -532,7 +547,9 @@ class MachineService(Service):
         return job
 
     async def cancel(self) -> Job:
-        job = self._current(JobState.RUNNING, JobState.PAUSED, JobState.QUEUED)
+        job = self._current(
+            JobState.RUNNING, JobState.PAUSED, JobState.FINISHING, JobState.QUEUED
+        )
         await self._stop_job(JobAction.CANCEL, "cancelled")
         return job
 

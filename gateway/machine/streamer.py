@@ -30,7 +30,9 @@ from gateway.tasks import cancel_and_wait
 
 @dataclass(frozen=True, slots=True)
 class StreamFinished(ProtocolEvent):
-    """Every line of the current source was sent and acknowledged."""
+    """Every line of the current source was sent and acknowledged.  The machine
+    may still be moving: the streamer has asked the core to prove it stopped,
+    and :class:`~gateway.machine.protocol.MotionFinished` follows when it has."""
 
     lines: int
     bytes: int
@@ -208,6 +210,11 @@ class Streamer(asyncio.Protocol):
         if source is not None and source.exhausted and not self._source_finished and core.idle():
             self._source_finished = True
             self._on_event(StreamFinished(lines=source.lines_read, bytes=source.bytes_read))
+            core.finish_motion()
+            out = core.data_to_send(now)
+            if out and self._transport is not None:
+                self._transport.write(out)  # type: ignore[attr-defined]
+                self.bytes_written += len(out)
 
     def _track_z(self, line: str) -> None:
         if not line.startswith(("G0", "G1")):

@@ -16,10 +16,26 @@ def test_happy_path_and_elapsed_excludes_pauses() -> None:
     assert job.elapsed(30.0) == 10.0
     job.apply(JobAction.RESUME, now=1030.0, mono=30.0)
     job.lines_done = 100
+    job.apply(JobAction.FINISH, now=1045.0, mono=45.0)
+    assert job.state is JobState.FINISHING and not job.finished
     job.apply(JobAction.COMPLETE, now=1050.0, mono=50.0)
     assert job.state is JobState.COMPLETED
     assert job.elapsed(999.0) == 30.0
     assert job.eta(60.0) == 0.0
+
+
+def test_a_job_completes_only_through_finishing() -> None:
+    """The last ``ok`` only means the last move was planned: completion waits."""
+    job = make()
+    job.apply(JobAction.START, now=0, mono=0)
+    with pytest.raises(JobStateError, match="running"):
+        job.apply(JobAction.COMPLETE, now=1, mono=1)
+    job.apply(JobAction.FINISH, now=1, mono=1)
+    with pytest.raises(JobStateError, match="finishing"):
+        job.apply(JobAction.PAUSE, now=2, mono=2)
+    assert job.ended_at is None
+    job.apply(JobAction.CANCEL, now=3, mono=3)
+    assert job.state is JobState.CANCELLED
 
 
 def test_terminal_states_never_change() -> None:
@@ -65,4 +81,6 @@ def test_any_action_sequence_follows_the_table(actions: list[JobAction]) -> None
             assert job.state is before
         if job.state in TERMINAL:
             assert job.ended_at is not None
+        if job.state is JobState.COMPLETED:
+            assert (JobState.RUNNING, JobState.FINISHING) in job.history
         assert 0.0 <= job.elapsed(t) <= t

@@ -102,6 +102,23 @@ def job(n: int, seed: int = 0) -> list[str]:
 # -- wire format ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("advanced", [True, False])
+def test_zero_length_moves_do_not_stall_a_job_in_real_time(advanced: bool) -> None:
+    """A ``G1 Z0.3 F600`` at the current Z while the planner is full used to get an
+    ``ok N.. P-1`` from the simulator (a block planned for no motion), which the
+    core rightly refused to read, so the job sat until the response timeout."""
+    lines = ["G21", "G90", "G1 Z0.3 F600"]
+    lines += [f"G1 X{i % 50} Y{i % 7} F3000" for i in range(40)]
+    lines += ["G1 Z0.3 F600", "G1 Z0.3 F600"]
+    lines += [f"G1 X{i % 50} Y{i % 7} F3000" for i in range(20)]
+    fw = SimulatedMarlin(time_scale=1.0, advanced_ok=advanced)
+    result = Link(MarlinProtocol(response_timeout=10.0), fw).run(lines, max_seconds=60)
+    assert result.completed
+    assert not of(result.events, CommunicationTimeout)
+    assert not of(result.events, UnparsedLine)
+    assert [x for x in fw.executed if x.startswith("G")] == lines
+
+
 def test_lines_carry_increasing_numbers_and_marlins_checksum() -> None:
     assert format_line(0, "M110 N0") == b"N0 M110 N0*125\n"  # as OctoPrint logs it
     assert checksum(b"N3 G1 X10") == 82
@@ -196,6 +213,39 @@ def test_booting_board_through_the_link() -> None:
     lines = job(20)
     result = Link(core, fw).run(lines)
     assert result.completed
+    assert [x for x in fw.executed if x.startswith("G1")] == lines
+
+
+def test_a_board_without_firmware_name_is_driven_after_the_handshake_timeout() -> None:
+    """An older or vendor firmware answers M115 with a plain ok and no name."""
+    core = MarlinProtocol(handshake_timeout=2.5)
+    core.start(0.0)
+    core.data_to_send(0.0)
+    core.receive(b"ok\n", 0.1)
+    assert sent(core.data_to_send(0.1)) == ["N1 M115"]
+    assert not of(core.receive(b"echo:V1.0.4\nok\n", 0.2), ControllerReady)
+    assert core.tick(2.0) == [] and not core.ready
+    (timeout,) = core.tick(2.7)
+    assert isinstance(timeout, CommunicationTimeout) and "FIRMWARE_NAME" in timeout.action
+    assert sent(core.data_to_send(2.7)) == ["N2 M105"]  # numbered: proves M115 was answered
+    events = core.receive(b"ok T:21.0 /0.0 B:20.0 /0.0 @:0 B@:0\n", 2.8)
+    (ready,) = of(events, ControllerReady)
+    assert isinstance(ready, ControllerReady) and ready.version == ""
+    assert core.ready and not core.advanced_ok and core.command_slots == 1
+    core.send_line("G28")
+    assert sent(core.data_to_send(2.8)) == ["N3 G28"]
+    core.tick(5.0)  # no M155: temperatures are polled
+    core.receive(b"ok\n", 5.0)
+    assert "M105" in sent(core.data_to_send(5.0))[0]
+
+
+@pytest.mark.parametrize("advanced", [True, False])
+def test_a_board_without_firmware_name_runs_a_job_through_the_link(advanced: bool) -> None:
+    core = MarlinProtocol(handshake_timeout=2.5)
+    fw = SimulatedMarlin(firmware_name=False, advanced_ok=advanced)
+    lines = job(50)
+    result = Link(core, fw).run(lines, max_seconds=30)
+    assert result.completed and result.seconds < 5.0
     assert [x for x in fw.executed if x.startswith("G1")] == lines
 
 

@@ -48,5 +48,10 @@ class SimulatedFirmware(ABC):
         """When :meth:`tick` next has something to do (None: only on input)."""
 
     @abstractmethod
+    def moving(self, now: float) -> bool:
+        """True while moves already accepted (planned) are still being executed
+        at time ``now``: what a host must wait for before calling a job done."""
+
+    @abstractmethod
     def power_on(self, now: float) -> None:
         """Boot: clear all state and print the start banner."""

@@ -261,6 +261,10 @@ class SimulatedGrbl(SimulatedFirmware):
             return self._clock + self._remaining(self._planner[0])
         return None
 
+    def moving(self, now: float) -> bool:
+        self._advance(now)
+        return bool(self._planner) and self.state not in (MachineState.ALARM, MachineState.SLEEP)
+
     # -- real-time commands ----------------------------------------------------
 
     def _realtime(self, byte: int, now: float) -> None:

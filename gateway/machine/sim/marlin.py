@@ -169,7 +169,9 @@ class SimulatedMarlin(SimulatedFirmware):
     >= 2.0 since PR #13018), ``max_cmd_size`` (``MAX_CMD_SIZE``), ``extruders``,
     ``boot_time`` (seconds after :meth:`power_on` during which input is lost
     to the bootloader before ``start`` is printed) and ``case_insensitive``
-    (``GCODE_CASE_INSENSITIVE``, off in stock Marlin).  With it, a line whose
+    (``GCODE_CASE_INSENSITIVE``, off in stock Marlin), ``firmware_name``
+    (False: ``M115`` prints neither ``FIRMWARE_NAME:`` nor ``Cap:`` lines, like
+    older or vendor firmwares).  With it, a line whose
     ``N`` was corrupted into ``n`` skips the line-number and checksum checks
     (``queue.cpp`` looks for ``'N'`` only) but still runs, as on a real board.
     """
@@ -192,6 +194,7 @@ class SimulatedMarlin(SimulatedFirmware):
         extruders: int = 1,
         boot_time: float = 0.0,
         case_insensitive: bool = False,
+        firmware_name: bool = True,
     ) -> None:
         super().__init__()
         if rx_buffer_size < 2 or bufsize < 1 or planner_blocks < 2 or extruders < 1:
@@ -210,6 +213,7 @@ class SimulatedMarlin(SimulatedFirmware):
         self.extruders = extruders
         self.boot_time = boot_time
         self.case_insensitive = case_insensitive
+        self.firmware_name = firmware_name
         #: Line errors answered with ``Resend`` (checksum, sequence, no checksum).
         self.lines_rejected = 0
         #: True after ``M112`` or a kill until the next :meth:`power_on`.
@@ -277,6 +281,12 @@ class SimulatedMarlin(SimulatedFirmware):
             times.append(self._blocks[0])
         due = min(times, default=math.inf)
         return None if due == math.inf else due
+
+    def moving(self, now: float) -> bool:
+        if not self.powered or self.halted:
+            return False
+        wait = self._wait
+        return self._planner_end > now or (wait is not None and wait.until > now)
 
     # -- state ---------------------------------------------------------------
 
@@ -548,6 +558,8 @@ class SimulatedMarlin(SimulatedFirmware):
 
         def plan() -> None:
             self._position = target
+            if duration <= 0.0:
+                return  # no steps: Marlin plans no block (Planner::_populate_block)
             start = max(self._now, self._planner_end)
             self._planner_end = start + duration
             if self._planner_end > self._now:
@@ -632,6 +644,9 @@ class SimulatedMarlin(SimulatedFirmware):
         self._emit(f"X:{x:.2f} Y:{y:.2f} Z:{z:.2f} E:{e:.2f} {counts}")
 
     def _m_firmware_info(self, args: dict[str, float]) -> None:
+        if not self.firmware_name:
+            self._emit(f"echo:{self.version}")  # a vendor build: no name, no capabilities
+            return
         self._emit(
             f"FIRMWARE_NAME:Marlin {self.version} (Dec 24 2022 12:00:00) "
             "SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0 "

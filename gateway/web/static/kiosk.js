@@ -116,7 +116,7 @@
 
   function jobActive() {
     const job = S.machine.job;
-    return !!job && (job.state === "running" || job.state === "paused");
+    return !!job && (job.state === "running" || job.state === "paused" || job.state === "finishing");
   }
 
   function mayAct() {
@@ -339,7 +339,7 @@
     const job = S.machine.job;
     const paused = job.state === "paused";
     $("job-file").textContent = job.file;
-    $("job-state").textContent = paused ? "Paused" : (S.machine.kind === "printer" ? "Printing" : "Running");
+    $("job-state").textContent = paused ? "Paused" : job.state === "finishing" ? "Finishing moves" : (S.machine.kind === "printer" ? "Printing" : "Running");
     $("job-state").classList.toggle("paused", paused);
     const pct = Math.floor((job.fraction || 0) * 100);
     $("progress-fill").style.width = pct + "%";
@@ -352,7 +352,7 @@
 
     const allowed = mayAct();
     const session = S.access && S.access.session;
-    $("pause").hidden = paused || !allowed;
+    $("pause").hidden = paused || !allowed || job.state === "finishing";
     $("resume").hidden = !paused || !allowed;
     $("cancel").hidden = !allowed;
     $("job-badge-out").hidden = !session;

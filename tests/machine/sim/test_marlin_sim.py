@@ -230,3 +230,14 @@ def test_lowercase_n_skips_the_checks(case_insensitive: bool, runs: bool) -> Non
     out = replies(fw, b"n5 G1 X1*0\n")
     assert ("G1 X1" in fw.executed) is runs
     assert out[-1] == "ok P15 B3"
+
+
+def test_a_zero_length_move_plans_no_block() -> None:
+    """``G1 Z0.3`` at the current Z has no steps: Marlin plans nothing and answers
+    at once, with a full planner too (P never drops below 0)."""
+    fw = booted(time_scale=1.0, planner_blocks=4)
+    moves = b"".join(numbered(n, f"G1 X{50 * n} Z0.3") for n in range(1, 4))
+    assert replies(fw, moves, now=0.0) == ["ok N1 P2 B3", "ok N2 P1 B3", "ok N3 P0 B3"]
+    assert replies(fw, numbered(4, "G1 Z0.3 F600"), now=0.1) == ["ok N4 P0 B3"]
+    assert replies(fw, numbered(5, "G1 X150 Z0.3"), now=0.2) == ["ok N5 P0 B3"]
+    assert fw.moving(0.2)
