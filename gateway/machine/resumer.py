@@ -43,8 +43,7 @@ from gateway.machine import checkpoint as cpt
 from gateway.machine.checkpoint import Checkpoint, CheckpointPolicy, DamagedCheckpoint
 from gateway.machine.files import FileLibrary, FileRejected
 from gateway.machine.gcode import Firmware
-from gateway.machine.job import Job, JobState
-from gateway.machine.recovery import (
+from gateway.machine.interrupted import (
     InterruptedJob,
     ResumePlan,
     ensure_link_columns,
@@ -53,6 +52,7 @@ from gateway.machine.recovery import (
     read_interrupted,
     write_resumed_file,
 )
+from gateway.machine.job import Job, JobState
 from gateway.machine.resume import Layer, ResumeError, head_height, layer_index
 from gateway.machine.resume_config import ResumeConfig
 from gateway.store import Store

@@ -52,6 +52,8 @@ from gateway.machine.protocol import (
     Temperatures,
     UnparsedLine,
 )
+from gateway.machine.resume_config import ResumeConfig
+from gateway.machine.resumer import ResumedFrom, Resumer
 from gateway.machine.serial_port import SerialPortError, open_port
 from gateway.machine.streamer import FileLines, Streamer, StreamFinished
 from gateway.store import Store
@@ -92,6 +94,7 @@ class MachineService(Service):
         port: Callable[[], str] | None = None,
         dtr_reset: Callable[[], None] | None = None,
         require_power: bool = False,
+        resume: ResumeConfig | None = None,
     ) -> None:
         super().__init__()
         self.machine = machine
@@ -130,6 +133,18 @@ class MachineService(Service):
         self._last_progress = 0.0
         self._layer = 0
         self._reconnect = asyncio.Event()
+        #: Checkpoints of the running job; offers an interrupted one back (resumer.py).
+        self.resumer = Resumer(
+            machine=machine,
+            config=resume or ResumeConfig(),
+            files=self.files,
+            db_path=db_path,
+            bus=bus,
+            commands=commands,
+            firmware_version=self._connected_version,
+            start_job=self.start_job,
+            require_member=require_power,
+        )
         for name, handler in (
             ("start_job", self._cmd_start),
             ("pause", self._cmd_pause),
@@ -143,6 +158,10 @@ class MachineService(Service):
             commands.register(name, handler)
 
     # -- read-only surface ------------------------------------------------------------
+
+    def _connected_version(self) -> str | None:
+        """The controller's firmware version, None until it has said it."""
+        return self.firmware_version if self.link is MachineState.IDLE else None
 
     @property
     def state(self) -> MachineState:
@@ -192,6 +211,7 @@ class MachineService(Service):
                 log.warning("%d job(s) were interrupted by the last stop; marked failed", closed)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._persist_jobs(), name="machine:persist")
+                tg.create_task(self.resumer.run(), name="machine:resume")
                 tg.create_task(self._publish_status_loop(), name="machine:status")
                 tg.create_task(self._connection_loop(), name="machine:serial")
                 if self.require_power:
@@ -274,6 +294,7 @@ class MachineService(Service):
                 if job is not None and self._streamer is not None and not job.finished:
                     job.lines_done = self._streamer.lines_done
                     job.bytes_done = self._streamer.bytes_done
+                    self.resumer.lines_confirmed(job.lines_done)
                     self._progress(job)
             case StreamFinished():
                 if job is not None and job.state is JobState.RUNNING:
@@ -401,6 +422,7 @@ class MachineService(Service):
         if action is JobAction.COMPLETE:
             job.lines_done = job.lines_total
             job.bytes_done = job.bytes_total
+        self.resumer.job_finished(job)
         log.info("job %d (%s) %s %s", job.id, job.file, job.state.value, reason)
         self.bus.publish(
             ev.JobFinished(
@@ -473,7 +495,16 @@ class MachineService(Service):
             raise CommandError("bad_state", f"the job is {job.state.value}")
         return job
 
-    async def start_job(self, file: str) -> Job:
+    async def start_job(
+        self,
+        file: str,
+        *,
+        source: Path | None = None,
+        lines_total: int | None = None,
+        resumed: ResumedFrom | None = None,
+    ) -> Job:
+        """Start ``file``; a resume (:mod:`gateway.machine.resumer`) streams ``source``
+        instead, ``lines_total`` lines: the preamble, then the file from a layer."""
         streamer = self._require_connected()
         if self.job is not None and not self.job.finished:
             raise CommandError("busy", f"job {self.job.id} ({self.job.file}) is still running")
@@ -495,6 +526,17 @@ class MachineService(Service):
             filament_mm=stored.filament_mm,
             queued_at=time.time(),
         )
+        if source is not None and lines_total is not None:
+            try:
+                size = await asyncio.to_thread(lambda: source.stat().st_size)
+            except OSError as err:
+                raise CommandError("not_found", f"cannot read the resumed job: {err}") from err
+            left = lines_total / max(1, stored.lines)
+            job.lines_total, job.bytes_total = lines_total, size
+            if job.estimated_seconds is not None:
+                job.estimated_seconds *= min(1.0, left)
+            if job.filament_mm is not None:
+                job.filament_mm *= min(1.0, left)
         assert self._store is not None
         job.id = await self._store.run(records.insert_job, self._store.db, job, self.machine.id)
         if streamer is not self._streamer or self.link is not MachineState.IDLE:
@@ -515,7 +557,8 @@ class MachineService(Service):
             )
         )
         self._persist.put_nowait(job)
-        streamer.begin(FileLines(path))
+        self.resumer.job_started(job, path, resumed)
+        streamer.begin(FileLines(path if source is None else source))
         self._mark_dirty()
         return job
 
