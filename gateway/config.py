@@ -139,6 +139,11 @@ class SimulationConfig(Section):
     time_scale: float = Field(
         default=0.0, ge=0.0, description="Motion time factor; 0 executes moves instantly"
     )
+    executed_log: Path | None = Field(
+        default=None,
+        description="Append each command the simulated controller executes to this file "
+        "(tests of a daemon in another process read it)",
+    )
 
 
 class LoggingConfig(Section):
