@@ -523,7 +523,7 @@ def state_at(lines: list[str], line: int, firmware: Firmware) -> ModalState:
     return tracker.state
 
 
-def head_height(lines: list[str], line: int, firmware: Firmware, window: int = 32) -> float:
+def head_height(lines: list[str], line: int, firmware: Firmware, window: int = 16) -> float:
     """The lowest Z of the ``window`` lines before ``line``: where the tool may be.
 
     The last confirmed line may still have been waiting in the controller's
