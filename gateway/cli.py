@@ -12,10 +12,12 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import gateway
-from gateway.config import ConfigError, GatewayConfig, load_config
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 
 def _setup_logging(level: str) -> None:
@@ -27,6 +29,9 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(path: str | None) -> GatewayConfig:
+    # Imported here: commands that need no config (analyze) start faster without it.
+    from gateway.config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as err:
