@@ -50,22 +50,22 @@ import functools
 import itertools
 import math
 import re
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.machine.analysis_loop import HUGE as _HUGE
+from gateway.machine.analysis_loop import MIN_FEED as _MIN_FEED
+from gateway.machine.analysis_loop import run_lines
 from gateway.machine.gcode import MAX_SOURCE_LINE, Firmware, GcodeError, clean_line
+from gateway.machine.planner import PLANNER_BLOCKS, Planner
 
 __all__ = ["PLANNER_BLOCKS", "Analysis", "Extents", "analyze_file", "analyze_lines"]
 
-PLANNER_BLOCKS = 16  # Marlin BLOCK_BUFFER_SIZE and GRBL's planner default
 DEFAULT_RAPID = 3000.0  # mm/min
-_MIN_FEED = 0.06  # mm/min (1 µm/s): a slower F is taken as this
 _JUNCTION_DEVIATION = {"marlin": 0.013, "grbl": 0.010}  # mm; Marlin and GRBL 1.1 defaults
 _INCH = 25.4
-_HUGE = 1e9  # mm; anything longer is a broken number, not a move
 _TAU = 2.0 * math.pi
 _READ_BUFFER = 256 * 1024  # bytes
 _BOM_LATIN1 = "\xef\xbb\xbf"  # the UTF-8 byte-order mark, read as Latin-1
@@ -206,111 +206,6 @@ def analyze_file(
         )
 
 
-class _Planner:
-    """Time of a sequence of moves under a look-ahead trapezoid planner.
-
-    Blocks are ``[length, nominal², max_entry², entry²]`` (speeds in mm/s).
-    Each new block may have to stop at its end; a reverse pass raises the
-    entry speeds of earlier blocks as far as their junctions and the distance
-    to brake allow.  The oldest block is executed once more than
-    :data:`PLANNER_BLOCKS` wait, which fixes the entry speed of the next one.
-    """
-
-    __slots__ = ("accel", "blocks", "jd_accel", "prev", "prev_nominal_sq", "seconds", "two_accel")
-
-    def __init__(self, acceleration: float, junction_deviation: float) -> None:
-        self.accel = acceleration
-        self.two_accel = 2.0 * acceleration
-        self.jd_accel = acceleration * junction_deviation
-        self.blocks: deque[list[float]] = deque()
-        self.prev: tuple[float, float, float] | None = None  # exit direction of the last block
-        self.prev_nominal_sq = 0.0
-        self.seconds = 0.0
-
-    def add(
-        self,
-        length: float,
-        nominal_sq: float,
-        entry_dir: tuple[float, float, float],
-        exit_dir: tuple[float, float, float],
-    ) -> None:
-        prev = self.prev
-        if prev is None:
-            max_entry_sq = 0.0
-        else:
-            # Junction deviation as in Marlin's planner.cpp / GRBL's planner.c.
-            cos_theta = -(prev[0] * entry_dir[0] + prev[1] * entry_dir[1] + prev[2] * entry_dir[2])
-            if cos_theta > 0.999999:
-                max_entry_sq = 0.0
-            else:
-                if cos_theta < -0.999999:
-                    cos_theta = -0.999999
-                sin_half = math.sqrt(0.5 * (1.0 - cos_theta))
-                max_entry_sq = self.jd_accel * sin_half / (1.0 - sin_half)
-            if max_entry_sq > nominal_sq:
-                max_entry_sq = nominal_sq
-            if max_entry_sq > self.prev_nominal_sq:
-                max_entry_sq = self.prev_nominal_sq
-        two_accel = self.two_accel
-        brake_sq = two_accel * length
-        blocks = self.blocks
-        first_entry_sq = brake_sq if brake_sq < max_entry_sq else max_entry_sq
-        blocks.append([length, nominal_sq, max_entry_sq, first_entry_sq])
-        self.prev = exit_dir
-        self.prev_nominal_sq = nominal_sq
-        i = len(blocks) - 2
-        while i >= 0:
-            block = blocks[i]
-            if block[3] >= block[2]:
-                break
-            entry_sq = blocks[i + 1][3] + two_accel * block[0]
-            if entry_sq > block[2]:
-                entry_sq = block[2]
-            if entry_sq <= block[3]:
-                break
-            block[3] = entry_sq
-            i -= 1
-        if len(blocks) > PLANNER_BLOCKS:
-            self._execute_oldest()
-
-    def add_alone(self, length: float, nominal_sq: float) -> None:
-        """A move that starts and ends at rest (extruder-only, homing)."""
-        self.stop()
-        self.blocks.append([length, nominal_sq, 0.0, 0.0])
-        self.stop()
-
-    def stop(self) -> None:
-        """Run every waiting block and come to rest."""
-        while self.blocks:
-            self._execute_oldest()
-        self.prev = None
-
-    def _execute_oldest(self) -> None:
-        blocks = self.blocks
-        length, nominal_sq, _, entry_sq = blocks.popleft()
-        if blocks:
-            following = blocks[0]
-            exit_sq = entry_sq + self.two_accel * length
-            if following[3] < exit_sq:
-                exit_sq = following[3]
-            following[2] = following[3] = exit_sq  # now fixed
-        else:
-            exit_sq = 0.0
-        accel = self.accel
-        v_in = math.sqrt(entry_sq)
-        v_out = math.sqrt(exit_sq)
-        accel_mm = (nominal_sq - entry_sq) / self.two_accel
-        decel_mm = (nominal_sq - exit_sq) / self.two_accel
-        if accel_mm + decel_mm <= length:
-            v_nom = math.sqrt(nominal_sq)
-            self.seconds += (2.0 * v_nom - v_in - v_out) / accel + (
-                length - accel_mm - decel_mm
-            ) / v_nom
-        else:
-            v_peak = math.sqrt(0.5 * (self.two_accel * length + entry_sq + exit_sq))
-            self.seconds += (2.0 * v_peak - v_in - v_out) / accel
-
-
 class _Machine:
     """Interprets cleaned lines and accumulates what :class:`Analysis` reports."""
 
@@ -349,7 +244,7 @@ class _Machine:
 
     def __init__(self, firmware: str, acceleration: float, max_feed: float | None) -> None:
         self.grbl = firmware == "grbl"
-        self.planner = _Planner(acceleration, _JUNCTION_DEVIATION[firmware])
+        self.planner = Planner(acceleration, _JUNCTION_DEVIATION[firmware])
         self.max_feed = max_feed
         self.rapid = max_feed if max_feed is not None else DEFAULT_RAPID  # mm/min
         self.rapid_sq = (self.rapid / 60.0) ** 2  # (mm/s)²
@@ -389,252 +284,9 @@ class _Machine:
         return 1 if self.feed_line(s) else -1
 
     def run(self, lines: Iterable[str]) -> tuple[int, int]:
-        """Interpret raw lines; return (understood, skipped).
-
-        The bulk of any file, a ``G0``/``G1`` with X/Y/Z/E/F words (and a
-        comment), is interpreted here in one loop with the state in local
-        variables and the planner inlined: the same arithmetic as
-        :meth:`feed_line`, :meth:`_linear` and :meth:`_Planner.add`, without
-        their calls.  Every other line, and any line this loop is unsure of,
-        goes through :meth:`feed_one` with the state written back first and
-        read again after.
-        """
-        understood = skipped = 0
-        grbl = self.grbl
-        planner = self.planner
-        blocks = planner.blocks
-        append = blocks.append
-        popleft = blocks.popleft
-        two_accel = planner.two_accel
-        accel = planner.accel
-        jd_accel = planner.jd_accel
-        max_feed = self.max_feed
-        sqrt = math.sqrt
-        huge = _HUGE
-        ext = self.ext
-        work = self.work_ext
-        layers_add = self.layers.add
-        include = self._include
-        fast = frozenset("XYZEF")
-        # State kept in locals; "sync out" before the general path, "sync in" after.
-        sc, relative, e_relative = self.scale, self.relative, self.e_relative
-        feed, feed_sq = self.feed, self.feed_sq
-        x, y, z, e_pos = self.x, self.y, self.z, self.e
-        moves, travel_mm, work_mm, e_total = self.moves, self.travel_mm, self.work_mm, self.e_total
-        feed_min, feed_max = self.feed_min, self.feed_max
-        work_here, layer_z = self.work_here, self.layer_z
-        motion_mode = self.motion_mode
-        prev, prev_nominal_sq, seconds = planner.prev, planner.prev_nominal_sq, planner.seconds
-        for raw in lines:
-            head = raw[:3]
-            if head == "G1 " or (head == "G0 " and not grbl):
-                s = raw.strip(" \t\r\n")
-                if s.isprintable():
-                    cut = s.find(";")
-                    if cut >= 0:
-                        s = s[:cut].rstrip(" \t")
-                    if s.isascii() and "e" not in s and "_" not in s:
-                        wx = wy = wz = we = wf = None
-                        try:
-                            for word in s[3:].split(" "):
-                                k = word[0]
-                                if k not in fast:
-                                    raise ValueError(k)
-                                if k == "X":
-                                    wx = float(word[1:])
-                                elif k == "Y":
-                                    wy = float(word[1:])
-                                elif k == "E":
-                                    we = float(word[1:])
-                                elif k == "Z":
-                                    wz = float(word[1:])
-                                else:
-                                    wf = float(word[1:])
-                            # "X1E5" is X1 and E5 in G-code; float() takes it whole.
-                            ok = (s.count("E") == 1) if we is not None else ("E" not in s)
-                        except (ValueError, IndexError):
-                            ok = False
-                        if ok:
-                            if wf is not None:
-                                wf *= sc
-                                if 0.0 < wf < huge:
-                                    if wf < _MIN_FEED:
-                                        wf = _MIN_FEED
-                                    elif max_feed is not None and wf > max_feed:
-                                        wf = max_feed
-                                    feed = wf
-                                    feed_sq = (wf / 60.0) ** 2
-                            motion_mode = 1 if head == "G1 " else 0
-                            if relative:
-                                nx = x if wx is None else x + wx * sc
-                                ny = y if wy is None else y + wy * sc
-                                nz = z if wz is None else z + wz * sc
-                            else:
-                                nx = x if wx is None else wx * sc
-                                ny = y if wy is None else wy * sc
-                                nz = z if wz is None else wz * sc
-                            de = 0.0
-                            if we is not None and not grbl:
-                                de = we * sc if e_relative else we * sc - e_pos
-                            dx = nx - x
-                            dy = ny - y
-                            dz = nz - z
-                            length = sqrt(dx * dx + dy * dy + dz * dz)
-                            if not (length < huge and -huge < de < huge):
-                                skipped += 1
-                                continue
-                            understood += 1
-                            if de != 0.0:
-                                e_pos += de
-                                e_total += de
-                            if length == 0.0:
-                                if de != 0.0:
-                                    moves += 1
-                                    planner.prev = prev
-                                    planner.prev_nominal_sq = prev_nominal_sq
-                                    planner.seconds = seconds
-                                    planner.add_alone(abs(de), feed_sq)
-                                    prev = planner.prev
-                                    seconds = planner.seconds
-                                continue
-                            moves += 1
-                            x0, y0, z0 = x, y, z
-                            x, y, z = nx, ny, nz
-                            if feed < feed_min:
-                                feed_min = feed
-                            if feed > feed_max:
-                                feed_max = feed
-                            # -- _Planner.add, inlined (entry and exit directions equal)
-                            ux, uy, uz = dx / length, dy / length, dz / length
-                            if prev is None:
-                                max_entry_sq = 0.0
-                            else:
-                                cos_theta = -(prev[0] * ux + prev[1] * uy + prev[2] * uz)
-                                if cos_theta > 0.999999:
-                                    max_entry_sq = 0.0
-                                else:
-                                    if cos_theta < -0.999999:
-                                        cos_theta = -0.999999
-                                    sin_half = sqrt(0.5 * (1.0 - cos_theta))
-                                    max_entry_sq = jd_accel * sin_half / (1.0 - sin_half)
-                                if max_entry_sq > feed_sq:
-                                    max_entry_sq = feed_sq
-                                if max_entry_sq > prev_nominal_sq:
-                                    max_entry_sq = prev_nominal_sq
-                            brake_sq = two_accel * length
-                            append(
-                                [
-                                    length,
-                                    feed_sq,
-                                    max_entry_sq,
-                                    brake_sq if brake_sq < max_entry_sq else max_entry_sq,
-                                ]
-                            )
-                            prev = (ux, uy, uz)
-                            prev_nominal_sq = feed_sq
-                            i = len(blocks) - 2
-                            while i >= 0:
-                                block = blocks[i]
-                                if block[3] >= block[2]:
-                                    break
-                                entry_sq = blocks[i + 1][3] + two_accel * block[0]
-                                if entry_sq > block[2]:
-                                    entry_sq = block[2]
-                                if entry_sq <= block[3]:
-                                    break
-                                block[3] = entry_sq
-                                i -= 1
-                            if len(blocks) > PLANNER_BLOCKS:
-                                # -- _Planner._execute_oldest, inlined
-                                b_len, b_nom, _, b_entry = popleft()
-                                following = blocks[0]
-                                exit_sq = b_entry + two_accel * b_len
-                                if following[3] < exit_sq:
-                                    exit_sq = following[3]
-                                following[2] = following[3] = exit_sq
-                                v_in = sqrt(b_entry)
-                                v_out = sqrt(exit_sq)
-                                accel_mm = (b_nom - b_entry) / two_accel
-                                decel_mm = (b_nom - exit_sq) / two_accel
-                                if accel_mm + decel_mm <= b_len:
-                                    v_nom = sqrt(b_nom)
-                                    seconds += (2.0 * v_nom - v_in - v_out) / accel + (
-                                        b_len - accel_mm - decel_mm
-                                    ) / v_nom
-                                else:
-                                    v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
-                                    seconds += (2.0 * v_peak - v_in - v_out) / accel
-                            # -- extents, work and travel, as in _linear
-                            if nx < ext[0]:
-                                ext[0] = nx
-                            if nx > ext[3]:
-                                ext[3] = nx
-                            if ny < ext[1]:
-                                ext[1] = ny
-                            if ny > ext[4]:
-                                ext[4] = ny
-                            if nz < ext[2]:
-                                ext[2] = nz
-                            if nz > ext[5]:
-                                ext[5] = nz
-                            if (
-                                (self.spindle_on and self.spindle_power > 0.0 and head == "G1 ")
-                                if grbl
-                                else de > 0.0
-                            ):
-                                work_mm += length
-                                if not work_here:
-                                    include(work, (x0, y0, z0))
-                                    work_here = True
-                                if nx < work[0]:
-                                    work[0] = nx
-                                if nx > work[3]:
-                                    work[3] = nx
-                                if ny < work[1]:
-                                    work[1] = ny
-                                if ny > work[4]:
-                                    work[4] = ny
-                                if dz != 0.0:
-                                    include(work, (nx, ny, nz))
-                                elif nz != layer_z:
-                                    layer_z = nz
-                                    layers_add(round(nz * 1000.0))
-                            else:
-                                travel_mm += length
-                                work_here = False
-                            continue
-            # -- the general path, with the state written back and read again
-            self.feed, self.feed_sq = feed, feed_sq
-            self.x, self.y, self.z, self.e = x, y, z, e_pos
-            self.moves, self.travel_mm, self.work_mm = moves, travel_mm, work_mm
-            self.e_total, self.feed_min, self.feed_max = e_total, feed_min, feed_max
-            self.work_here, self.layer_z = work_here, layer_z
-            self.motion_mode = motion_mode
-            planner.prev, planner.prev_nominal_sq = prev, prev_nominal_sq
-            planner.seconds = seconds
-            result = self.feed_one(raw)
-            if result > 0:
-                understood += 1
-            elif result < 0:
-                skipped += 1
-            sc, relative, e_relative = self.scale, self.relative, self.e_relative
-            feed, feed_sq = self.feed, self.feed_sq
-            x, y, z, e_pos = self.x, self.y, self.z, self.e
-            moves, travel_mm, work_mm = self.moves, self.travel_mm, self.work_mm
-            e_total, feed_min, feed_max = self.e_total, self.feed_min, self.feed_max
-            work_here, layer_z = self.work_here, self.layer_z
-            motion_mode = self.motion_mode
-            prev, prev_nominal_sq = planner.prev, planner.prev_nominal_sq
-            seconds = planner.seconds
-        self.motion_mode = motion_mode
-        self.feed, self.feed_sq = feed, feed_sq
-        self.x, self.y, self.z, self.e = x, y, z, e_pos
-        self.moves, self.travel_mm, self.work_mm = moves, travel_mm, work_mm
-        self.e_total, self.feed_min, self.feed_max = e_total, feed_min, feed_max
-        self.work_here, self.layer_z = work_here, layer_z
-        planner.prev, planner.prev_nominal_sq = prev, prev_nominal_sq
-        planner.seconds = seconds
-        return understood, skipped
+        """Interpret raw lines; return (understood, skipped).  The loop is in
+        :mod:`gateway.machine.analysis_loop`."""
+        return run_lines(self, lines)
 
     def feed_line(self, s: str) -> bool:
         """Interpret one cleaned, non-blank line; False if it made no sense."""
