@@ -52,7 +52,6 @@ def run_lines(m: Interpreter, lines: Iterable[str]) -> tuple[int, int]:
     work = m.work_ext
     layers_add = m.layers.add
     include = m._include
-    fast = frozenset("XYZEF")
     # State kept in locals; "sync out" before the general path, "sync in" after.
     sc, relative, e_relative = m.scale, m.relative, m.e_relative
     feed, feed_sq = m.feed, m.feed_sq
@@ -75,18 +74,18 @@ def run_lines(m: Interpreter, lines: Iterable[str]) -> tuple[int, int]:
                     try:
                         for word in s[3:].split(" "):
                             k = word[0]
-                            if k not in fast:
-                                raise ValueError(k)
                             if k == "X":
                                 wx = float(word[1:])
                             elif k == "Y":
                                 wy = float(word[1:])
                             elif k == "E":
                                 we = float(word[1:])
+                            elif k == "F":
+                                wf = float(word[1:])
                             elif k == "Z":
                                 wz = float(word[1:])
                             else:
-                                wf = float(word[1:])
+                                raise ValueError(k)
                         # "X1E5" is X1 and E5 in G-code; float() takes it whole.
                         ok = (s.count("E") == 1) if we is not None else ("E" not in s)
                     except (ValueError, IndexError):
