@@ -69,6 +69,7 @@ class ResumedFrom:
     original: Checkpoint
     start_line: int  # 0-based line of the original file the resumed file continues at
     preamble_lines: int
+    copy: Path  # the streamed file (preamble + rest), removed when the job ends
 
 
 class StartJob(Protocol):
@@ -133,6 +134,7 @@ class Resumer:
         self._store: Store | None = None
         self._running: _Running | None = None
         self._pending: Checkpoint | str | None = None
+        self._spent: list[Path] = []  # resumed copies whose job has ended
         self._wake = asyncio.Event()
         self._index: asyncio.Queue[_Running] = asyncio.Queue()
         self._policy = CheckpointPolicy(interval=config.checkpoint_interval_s)
@@ -184,6 +186,9 @@ class Resumer:
             await self._wake.wait()
             self._wake.clear()
             item, self._pending = self._pending, None
+            spent, self._spent = self._spent, []
+            for path in spent:
+                await asyncio.to_thread(path.unlink, missing_ok=True)
             store = self._store
             if item is None or store is None:
                 continue
@@ -283,6 +288,8 @@ class Resumer:
         if run is None or run.job_id != job.id:
             return
         self._running = None
+        if run.resumed is not None:
+            self._spent.append(run.resumed.copy)
         if job.state is JobState.FAILED and run.base is not None:
             line = self._original_line(run, job.lines_done)
             assert run.starts is not None and run.layers is not None
@@ -437,9 +444,15 @@ class Resumer:
         except ResumeError as err:
             raise CommandError("file_changed", str(err)) from err
         resumed = ResumedFrom(
-            original=record, start_line=layer.line, preamble_lines=len(plan.preamble)
+            original=record, start_line=layer.line, preamble_lines=len(plan.preamble), copy=dest
         )
-        job = await self._start_job(record.file, source=dest, lines_total=count, resumed=resumed)
+        try:
+            job = await self._start_job(
+                record.file, source=dest, lines_total=count, resumed=resumed
+            )
+        except BaseException:
+            await asyncio.to_thread(dest.unlink, missing_ok=True)
+            raise
         store = self._store
         if store is not None:
             await store.run(link_resumed, store.db, job.id, record.job_id, layer.line + 1)

@@ -119,6 +119,13 @@ async def test_interrupted_job_resumes_from_its_layer(tmp_path: Path, firmware: 
             (la["layer"] for la in layers), reverse=True
         )
         chosen = layers[1]  # an earlier layer than the one offered first
+        with pytest.raises(CommandError) as err:
+            beyond = {"job_id": job_id, "layer": layers[0]["layer"] + 1}
+            await rig.commands.call("resume_job", beyond)
+        assert err.value.code == "bad_layer"
+        with pytest.raises(CommandError) as err:
+            await rig.commands.call("resume_preview", {"job_id": job_id + 1, "layer": 1})
+        assert err.value.code == "not_found"
         args = {"job_id": job_id, "layer": chosen["layer"]}
         preview = await rig.commands.call("resume_preview", args)
         assert preview["line"] == chosen["line"] and preview["preamble"]
@@ -133,6 +140,7 @@ async def test_interrupted_job_resumes_from_its_layer(tmp_path: Path, firmware: 
         pre = preview["preamble"]
         assert ran[: len(pre)] == pre
         assert moves(ran[len(pre) :]) == moves(original[chosen["line"] - 1 :])
+        await wait_for(lambda: not any((tmp_path / "files" / ".resume").iterdir()))
         history = await rig.machine.job_history()
         assert history[0]["resumed_from"] == job_id
         assert history[0]["resumed_at_line"] == chosen["line"]
