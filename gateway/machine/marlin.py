@@ -47,9 +47,11 @@ Resends
     the same way ("Line Number is not Last Line Number+1"), except copies
     numbered ``L`` or ``L-1``, which 2.1.2 drops silently.  The core acts on the
     first request (taken from the ``Error`` line, so a lost ``Resend`` costs
-    nothing): lines below ``L+1`` are in Marlin's queue and leave the window,
-    and line ``L+1`` is re-sent alone until it is acknowledged.  Each line that
-    was in flight behind the bad one can produce one more identical request, so
+    nothing; an ``Error`` that names no line, as some firmwares print, waits
+    0.25 s for its ``Resend`` and then probes, see below): lines below ``L+1``
+    are in Marlin's queue and leave the window, and line ``L+1`` is re-sent
+    alone until it is acknowledged.  Each line that was in flight behind the
+    bad one can produce one more identical request, so
     up to that many further requests for the same line are ignored: duplicates
     never cause double sending.  The bare ``ok`` of the triple acknowledges
     nothing: with ``ADVANCED_OK`` every real acknowledgement carries ``P``/``B``;
@@ -60,8 +62,17 @@ Resends
 
 Lost replies
     If lines are in flight and no acknowledgement, resend request, ``busy:``,
-    ``echo:`` or heating report arrives for ``response_timeout`` seconds, the
-    core sends a numbered ``N<next> M105`` probe.  This is safe whatever
+    ``echo:`` or heating report arrives for a while, the core sends a numbered
+    ``N<next> M105`` probe.  How long it waits is learnt from the link
+    (:meth:`MarlinProtocol._probe_after`): three times the longest of the
+    recent gaps between replies (at least 0.4 s), and no more than
+    ``busy:`` keepalive interval x 1.5 + 0.5 s once the firmware has shown it
+    sends keepalives (``HOST_KEEPALIVE_FEATURE``, 2 s: any command that blocks
+    longer says ``busy: processing``).  A heating, homing, probing, dwell or
+    ``M400`` in flight waits for that keepalive, or ``response_timeout`` on a
+    board that has shown none.  Each probe left unanswered doubles the wait for
+    the next (0.4, 0.8, 1.6 s...), so a long move on a board without keepalive
+    costs a few spare ``M105`` in its RX buffer, never a flood.  The probe is safe whatever
     happened: Marlin executes a numbered line only if it is ``last_N + 1``, so
     nothing can run twice.  If every earlier line was executed (their ``ok`` was
     lost), the probe is accepted and its ``ok T:`` acknowledges everything
@@ -125,6 +136,20 @@ _MAX_PARTIAL = 4096  # bytes without a newline before they are reported as garba
 _NUMBER_MARGIN = 1000  # line numbers a queued line may move by before it is sent
 _FIELD = re.compile(r" (?=[A-Z][A-Z_]+:)")
 _LINE_ERRORS = ("checksum mismatch", "Line Number is not", "No Checksum", "No Line Number")
+# Line errors worded differently by other firmwares ("Error: Wrong checksum",
+# "Error: expected line 12 got 13"), matched in lower case.
+_LINE_ERROR_WORDS = ("checksum", "line number", "expected line")
+_EXPECTED_LINE = re.compile(r"expected line:? *(\d+)", re.IGNORECASE)
+# Commands that legitimately hold their ok for a long time (heating, homing,
+# probing, dwell, waiting for moves, user pauses): the quick probe waits for them.
+_LONG_COMMANDS = frozenset(
+    {"M109", "M190", "M191", "G28", "G29", "G4", "M400", "M303", "M600", "M0", "M1",
+     "G76", "M48", "G34", "G35", "M226", "G12", "M125", "M24"}
+)  # fmt: skip
+_MIN_PROBE = 0.4  # seconds: the quickest a silent link is probed
+_GAP_FACTOR = 3.0  # probe after this many times the longest recent gap between replies
+_FULL_PLANNER_PROBE = 1.5  # seconds, while the last ok said P0 (oks paced by motion)
+_RESEND_WAIT = 0.25  # seconds a line error without a line number waits for its Resend
 _FATAL_ERRORS = ("Printer halted", "kill() called", "system stopped", "Printer stopped")
 _HALTED = "the printer is halted (M112 or a firmware error): reset or power-cycle it"
 
@@ -158,6 +183,10 @@ class _State(enum.Enum):
     CONFIGURE = "configure"  # M155 S<n> sent: turning on temperature reports
     READY = "ready"  # streaming
     HALTED = "halted"  # M112 or kill(): silent until the board restarts
+
+
+# States in which lines are numbered and checked in sequence (M110 in SYNC is not).
+_NUMBERED = frozenset({_State.IDENTIFY, _State.CONFIGURE, _State.READY})
 
 
 class _Line:
@@ -355,7 +384,11 @@ class MarlinProtocol(ControllerProtocol):
                     events,
                     "no FIRMWARE_NAME in the M115 answer; sent N{n} M105 to go on without it",
                 )
-            elif waited >= self._response_timeout:
+            elif 0.0 <= self._resend_due <= now:
+                self._probe(
+                    now, waited, events, "a line error came without Resend; sent N{n} M105"
+                )
+            elif waited >= self._probe_after():
                 self._probe(now, waited, events)
         if state is _State.READY and not self._auto_report and now >= self._next_poll:
             self._next_poll = now + self._interval
@@ -459,6 +492,13 @@ class MarlinProtocol(ControllerProtocol):
         self._paired_resend = -1  # ``Resend`` expected right after an ``Error``
         self._after_unknown = False  # the last line was "echo:Unknown command"
         self._probe_n = -1  # the M105 sent after the last timeout, while unanswered
+        self._resend_due = -1.0  # probe then if the Resend of a line error does not come
+        self._probes_out = 0  # probes sent since the last progress
+        self._probe_refused = False  # a line error without number came after the probe
+        self._gaps: deque[float] = deque(maxlen=32)  # recent seconds between replies
+        self._keepalive: float | None = None  # busy: interval, once the firmware sent two
+        self._busy_at = -1.0
+        self._planner_full = False  # the last ok N P B said P0
         self._last_progress = now
         self._auto_report = False
         self._next_poll = now
@@ -623,6 +663,22 @@ class MarlinProtocol(ControllerProtocol):
         ):
             self._system.append(_Line("M105", _Kind.POLL))
 
+    def _probe_after(self) -> float:
+        """Seconds of silence, with lines in flight, before a probe (module docstring)."""
+        timeout = self._response_timeout
+        keepalive = self._keepalive
+        alive = timeout if keepalive is None else keepalive * 1.5 + 0.5
+        for line in self._in_flight:
+            if line.text.split(" ", 1)[0] in _LONG_COMMANDS:
+                return min(timeout, alive)
+        quick = max(_MIN_PROBE, _GAP_FACTOR * max(self._gaps, default=0.0) + 0.2)
+        if self._planner_full:
+            quick = max(quick, _FULL_PLANNER_PROBE)  # each ok waits for a move to end
+        # Unanswered probes back off (0.4, 0.8, 1.6 s...): a board silently busy
+        # gets a handful of M105 in its RX buffer, never a flood.
+        quick *= 2.0**self._probes_out
+        return min(timeout, alive, quick)
+
     def _probe(
         self,
         now: float,
@@ -631,20 +687,32 @@ class MarlinProtocol(ControllerProtocol):
         action: str = "sent N{n} M105 to find the line Marlin expects",
     ) -> None:
         """Nothing came back: send ``N<next> M105`` to learn where Marlin is."""
-        n = self._next_n
-        line = _Line("M105", _Kind.POLL)
-        line.n, line.wire = n, format_line(n, "M105")
-        self._history[n] = line
-        self._history.pop(n - self._history_size, None)
-        self._next_n = n + 1
-        if self._send_n == n:
-            self._send_n = n + 1
-        self._in_flight.append(line)
-        self._flight_bytes += len(line.wire)
-        self._out += line.wire
+        last = self._history.get(self._next_n - 1)
+        refused, self._probe_refused = self._probe_refused, False
+        if refused and last is not None and last.kind == _Kind.POLL and last in self._in_flight:
+            # The newest line is a probe Marlin refused: send it again rather than
+            # spend a new number on each try (a long run of refused probes would
+            # push the line Marlin wants out of the history).  After silence a
+            # new number is needed: a copy of a probe Marlin took is dropped.
+            n = last.n
+            self._out += last.wire
+        else:
+            n = self._next_n
+            line = _Line("M105", _Kind.POLL)
+            line.n, line.wire = n, format_line(n, "M105")
+            self._history[n] = line
+            self._history.pop(n - self._history_size, None)
+            self._next_n = n + 1
+            if self._send_n == n:
+                self._send_n = n + 1
+            self._in_flight.append(line)
+            self._flight_bytes += len(line.wire)
+            self._out += line.wire
         self._probe_n = n
+        self._probes_out += 1
         self._allowance = 0
         self._after_line_error = False
+        self._resend_due = -1.0
         self._last_progress = now
         events.append(CommunicationTimeout(waited, action.format(n=n)))
 
@@ -658,9 +726,17 @@ class MarlinProtocol(ControllerProtocol):
 
     def _confirm(self, n: int, now: float, events: list[ProtocolEvent]) -> None:
         """Lines up to ``n`` were executed (Marlin runs its queue in order)."""
-        self._last_progress = now
         if n <= self._acked_n:
+            self._last_progress = now
             return
+        gap = now - self._last_progress
+        self._last_progress = now
+        self._probes_out = 0
+        if gap < 0.3 or not any(
+            line.n <= n and line.text.split(" ", 1)[0] in _LONG_COMMANDS
+            for line in self._in_flight
+        ):
+            self._gaps.append(gap)  # a heating or homing says nothing about the link
         count = 0
         history = self._history
         for k in range(self._acked_n + 1, n + 1):
@@ -755,6 +831,7 @@ class MarlinProtocol(ControllerProtocol):
             return
         if b >= 0 and p >= 0:
             self._advanced = True
+            self._planner_full = p == 0
             if b + 1 > self._slots:
                 self._slots = min(b + 1, _MAX_SLOTS)
         if n < 0:
@@ -801,12 +878,16 @@ class MarlinProtocol(ControllerProtocol):
         if state is _State.NEW or state is _State.HALTED:
             return
         self._last_progress = now
+        self._resend_due = -1.0
         if state is _State.SYNC:
             self._resend_sync(now)  # M110 skips the sequence check: just send it again
             return
         if number == self._recover_n and self._allowance > 0:
             self._allowance -= 1  # from a line that was in transit behind the bad one
             return
+        if 0 <= number <= self._probe_n:
+            self._probe_n = -1  # the probe was answered (refused): it goes again in turn
+            self._probes_out = 0
         if number > self._next_n:
             self._lost_sync(
                 f"Marlin expects line {number} but only {self._next_n - 1} were sent", now, events
@@ -913,12 +994,28 @@ class MarlinProtocol(ControllerProtocol):
 
     def _on_error(self, text: str, now: float, events: list[ProtocolEvent]) -> None:
         body = (text[6:] if text.startswith("Error:") else text[2:]).strip()
-        if body.startswith(_LINE_ERRORS) or "Last Line" in body:
+        lower = body.lower()
+        if (
+            body.startswith(_LINE_ERRORS)
+            or "Last Line" in body
+            or any(word in lower for word in _LINE_ERROR_WORDS)
+        ):
             self._after_line_error = True
             last = _digits(body.rpartition("Last Line:")[2].strip())
+            if last is None and (expected := _EXPECTED_LINE.search(body)) is not None:
+                last = int(expected.group(1)) - 1
             if last is not None:
                 self._paired_resend = last + 1
                 self._on_resend(last + 1, now, events)
+            elif self._state in _NUMBERED and (self._recover_n < 0 or self._probe_n >= 0):
+                # No line number: its Resend names the line; if that is lost, a
+                # probe makes Marlin name it again (module docstring).  During a
+                # recovery such errors come from lines that were in transit,
+                # unless a probe is out: then it is the probe's refusal, and the
+                # board is plainly not busy, so the next probe need not wait.
+                self._resend_due = now + _RESEND_WAIT
+                self._probes_out = 0
+                self._probe_refused = self._probe_n >= 0
             return
         fatal = text.startswith("!!") or any(marker in body for marker in _FATAL_ERRORS)
         jobs = (line.job_index for line in self._in_flight if line.kind == _Kind.JOB)
@@ -932,6 +1029,11 @@ class MarlinProtocol(ControllerProtocol):
     def _on_echo(self, body: str, now: float, events: list[ProtocolEvent]) -> None:
         self._last_progress = now
         if body.startswith("busy:"):
+            if self._busy_at >= 0.0 and 0.5 <= now - self._busy_at <= 10.0:
+                self._keepalive = now - self._busy_at
+            elif self._keepalive is None:
+                self._keepalive = 2.0  # DEFAULT_KEEPALIVE_INTERVAL until measured
+            self._busy_at = now
             events.append(FirmwareMessage("busy", body[5:].strip()))
             return
         events.append(FirmwareMessage("echo", body))

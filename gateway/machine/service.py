@@ -335,9 +335,14 @@ class MachineService(Service):
                 self.link = MachineState.IDLE if ready else MachineState.CONNECTING
                 self._mark_dirty()
             case CommunicationTimeout(waited=waited, action=action):
-                msg = f"no reply from the controller for {waited:.0f} s; {action}"
-                log.warning("%s", msg)
-                self.bus.publish(ev.MachineError(message=msg))
+                msg = f"no reply from the controller for {waited:.1f} s; {action}"
+                if waited < self.serial.response_timeout:
+                    # A quick probe (lost ok, line error without Resend): routine
+                    # recovery, safe whatever happened; not worth a screen message.
+                    log.info("%s", msg)
+                else:
+                    log.warning("%s", msg)
+                    self.bus.publish(ev.MachineError(message=msg))
             case FirmwareMessage(kind="msg" | "feedback", text=text):
                 self.message = text
                 self._mark_dirty()

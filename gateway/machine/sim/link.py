@@ -24,6 +24,9 @@ class Faults:
     corrupt: float = 0.0  # host -> controller: one byte of the line flipped
     drop_reply: float = 0.0  # controller -> host: the whole reply line lost
     garble_reply: float = 0.0  # controller -> host: one byte of the reply replaced
+    drop_ok: float = 0.0  # controller -> host: an ``ok`` line lost
+    drop_resend: float = 0.0  # controller -> host: a ``Resend:`` line lost (the Error stays)
+    drop_resent: float = 0.0  # host -> controller: the second copy of a numbered line lost
     seed: int = 0
 
 
@@ -94,13 +97,24 @@ class FaultInjector:
         self.faults = faults
         self.integrity_checked = integrity_checked
         self.rng = random.Random(faults.seed)
+        # The targeted faults draw from their own generator, so adding them leaves
+        # the sequence of the others (and the tests built on it) unchanged.
+        self.targeted = random.Random(faults.seed + 1)
         self._reply_partial = b""
+        self._host_partial = b""
+        self._numbers_seen: dict[bytes, int] = {}  # line number -> copies seen
         self.corrupted = 0
         self.dropped = 0
         self.garbled = 0
+        #: Lines lost by the targeted faults: ``ok``, ``Resend:``, re-sent host lines.
+        self.dropped_ok = 0
+        self.dropped_resend = 0
+        self.dropped_resent = 0
 
     def host_bytes(self, data: bytes) -> bytes:
         """Corrupt a byte in some host lines (only where the firmware can tell)."""
+        if self.faults.drop_resent:
+            data = self._drop_resent(data)
         if not self.faults.corrupt or not self.integrity_checked:
             return data
         out = bytearray()
@@ -116,10 +130,45 @@ class FaultInjector:
             out += line
         return bytes(out)
 
+    def _drop_resent(self, data: bytes) -> bytes:
+        """Lose some numbered lines that were sent before (a resend that never arrives)."""
+        data = self._host_partial + data
+        out = bytearray()
+        self._host_partial = b""
+        for line in _split_lines(data):
+            if not line.endswith(b"\n"):
+                self._host_partial = line
+                break
+            if line.startswith(b"N") and b"M110" not in line:
+                number = line.split(b" ", 1)[0]
+                copies = self._numbers_seen.get(number, 0)
+                self._numbers_seen[number] = copies + 1
+                # The first copy sent again is the one at risk; a line is lost once.
+                if copies == 1 and self.targeted.random() < self.faults.drop_resent:
+                    self.dropped_resent += 1
+                    continue
+            out += line
+        return bytes(out)
+
+    def _drop_targeted(self, line: bytes) -> bool:
+        f = self.faults
+        if f.drop_ok and line.startswith(b"ok") and self.targeted.random() < f.drop_ok:
+            self.dropped_ok += 1
+            return True
+        if (
+            f.drop_resend
+            and line.startswith(b"Resend:")
+            and self.targeted.random() < f.drop_resend
+        ):
+            self.dropped_resend += 1
+            return True
+        return False
+
     def reply_bytes(self, data: bytes) -> bytes:
         """Drop or garble some whole reply lines."""
         f = self.faults
-        if not (f.drop_reply or f.garble_reply):
+        targeted = f.drop_ok or f.drop_resend
+        if not (f.drop_reply or f.garble_reply or targeted):
             return data
         data = self._reply_partial + data
         out = bytearray()
@@ -128,6 +177,11 @@ class FaultInjector:
             if not line.endswith(b"\n"):
                 self._reply_partial = line
                 break
+            if targeted and self._drop_targeted(line):
+                continue
+            if not (f.drop_reply or f.garble_reply):
+                out += line
+                continue
             r = self.rng.random()
             if r < f.drop_reply:
                 self.dropped += 1

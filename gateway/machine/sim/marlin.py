@@ -171,7 +171,8 @@ class SimulatedMarlin(SimulatedFirmware):
     to the bootloader before ``start`` is printed) and ``case_insensitive``
     (``GCODE_CASE_INSENSITIVE``, off in stock Marlin), ``firmware_name``
     (False: ``M115`` prints neither ``FIRMWARE_NAME:`` nor ``Cap:`` lines, like
-    older or vendor firmwares).  With it, a line whose
+    older or vendor firmwares), ``error_last_line`` (False: a line error is
+    printed without its ``, Last Line: N``, as some firmwares do).  With it, a line whose
     ``N`` was corrupted into ``n`` skips the line-number and checksum checks
     (``queue.cpp`` looks for ``'N'`` only) but still runs, as on a real board.
     """
@@ -195,6 +196,7 @@ class SimulatedMarlin(SimulatedFirmware):
         boot_time: float = 0.0,
         case_insensitive: bool = False,
         firmware_name: bool = True,
+        error_last_line: bool = True,
     ) -> None:
         super().__init__()
         if rx_buffer_size < 2 or bufsize < 1 or planner_blocks < 2 or extruders < 1:
@@ -214,6 +216,7 @@ class SimulatedMarlin(SimulatedFirmware):
         self.boot_time = boot_time
         self.case_insensitive = case_insensitive
         self.firmware_name = firmware_name
+        self.error_last_line = error_last_line
         #: Line errors answered with ``Resend`` (checksum, sequence, no checksum).
         self.lines_rejected = 0
         #: True after ``M112`` or a kill until the next :meth:`power_on`.
@@ -402,7 +405,10 @@ class SimulatedMarlin(SimulatedFirmware):
 
     def _line_error(self, reason: str) -> None:
         self.lines_rejected += 1
-        self._emit(f"Error:{reason}{self._last_n}")
+        if self.error_last_line:
+            self._emit(f"Error:{reason}{self._last_n}")
+        else:
+            self._emit(f"Error:{reason.partition(',')[0]}")  # firmwares that name no line
         if self.flush_rx_on_error:
             self._rx.clear()
         self._emit(f"Resend: {self._last_n + 1}")
