@@ -16,6 +16,8 @@ record keeps the original job's id (``resumed_from``) and that line
 from __future__ import annotations
 
 import bisect
+import contextlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +30,11 @@ from gateway.machine.gcode import Firmware
 from gateway.machine.resume import Layer, ResumeError, layer_index, preamble
 
 __all__ = [
+    "FileIndex",
     "InterruptedJob",
     "ResumePlan",
     "ensure_link_columns",
+    "index_file",
     "link_resumed",
     "plan_resume",
     "read_interrupted",
@@ -90,22 +94,60 @@ class ResumePlan:
         }
 
 
+_CACHED_INDEXES = 32  # files whose layer index is kept
+
+
+@dataclass(frozen=True, slots=True)
+class FileIndex:
+    """A prepared file's hash, line count and layers."""
+
+    sha256: str
+    lines: int
+    layers: tuple[Layer, ...]
+
+
 def _read_lines(path: Path) -> list[str]:
     with path.open("r", encoding="ascii", newline="\n") as fh:
         return fh.read().splitlines()
 
 
+def index_file(path: Path, firmware: Firmware, cache_dir: Path) -> FileIndex:
+    """Hash ``path`` and list its layers (blocking).
+
+    The layers of a file are worked out once and kept in ``cache_dir`` under
+    the file's hash: interpreting every line of a large file takes seconds on
+    a Pi, hashing it a fraction of that.  A damaged cache entry is recomputed.
+    """
+    sha = file_sha256(path)
+    cached = cache_dir / f"{sha}.{firmware}.json"
+    try:
+        data = json.loads(cached.read_text())
+        layers = tuple(Layer(int(n), int(line), float(z)) for n, line, z in data["layers"])
+        return FileIndex(sha, int(data["lines"]), layers)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    lines = _read_lines(path)
+    index = FileIndex(sha, len(lines), tuple(layer_index(lines, firmware)))
+    with contextlib.suppress(OSError):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        body = {"lines": index.lines, "layers": [[la.number, la.line, la.z] for la in index.layers]}
+        tmp.write_text(json.dumps(body))
+        os.replace(tmp, cached)
+        kept = sorted(cache_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[_CACHED_INDEXES:]:
+            old.unlink(missing_ok=True)
+    return index
+
+
 def read_interrupted(
     record: Checkpoint | DamagedCheckpoint,
-    prepared: Path | None,
-    firmware: Firmware,
+    index: FileIndex | None,
     refused: tuple[str, str] | None,
 ) -> InterruptedJob:
-    """Build the offer for ``record`` (blocking: reads the prepared file).
-
-    ``prepared`` is None when the file left the library; ``refused`` a
-    (code, reason) already decided (file changed, other machine).
-    """
+    """Build the offer for ``record`` from its file's ``index`` (None when the
+    file left the library); ``refused`` is a (code, reason) already decided
+    (file changed, other machine)."""
     if isinstance(record, DamagedCheckpoint):
         return InterruptedJob(
             job_id=record.job_id,
@@ -120,8 +162,8 @@ def read_interrupted(
             refused_code="damaged",
         )
     layers: tuple[Layer, ...] = ()
-    if refused is None and prepared is not None:
-        all_layers = layer_index(_read_lines(prepared), firmware)
+    if refused is None and index is not None:
+        all_layers = index.layers
         starts = [la.line for la in all_layers]
         # The layer holding the last confirmed line, and every one before it.
         upto = bisect.bisect_right(starts, record.line)

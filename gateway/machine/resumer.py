@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,16 +45,18 @@ from gateway.machine.checkpoint import Checkpoint, CheckpointPolicy, DamagedChec
 from gateway.machine.files import FileLibrary, FileRejected
 from gateway.machine.gcode import Firmware
 from gateway.machine.interrupted import (
+    FileIndex,
     InterruptedJob,
     ResumePlan,
     ensure_link_columns,
+    index_file,
     link_resumed,
     plan_resume,
     read_interrupted,
     write_resumed_file,
 )
 from gateway.machine.job import Job, JobState
-from gateway.machine.resume import Layer, ResumeError, head_height, layer_index
+from gateway.machine.resume import Layer, ResumeError, head_height
 from gateway.machine.resume_config import ResumeConfig
 from gateway.store import Store
 
@@ -92,13 +95,6 @@ class _Running:
     base: Checkpoint | None = None  # set once the file is hashed and indexed
     starts: list[int] | None = None
     layers: list[Layer] | None = None
-
-
-def _read_layers(path: Path, firmware: Firmware) -> tuple[str, list[Layer], int]:
-    sha = cpt.file_sha256(path)
-    with path.open("r", encoding="ascii", newline="\n") as fh:
-        lines = fh.read().splitlines()
-    return sha, layer_index(lines, firmware), len(lines)
 
 
 def _head_height(path: Path, line: int, firmware: Firmware) -> float:
@@ -142,6 +138,7 @@ class Resumer:
         self._interrupted: Checkpoint | DamagedCheckpoint | None = None
         self._offer: tuple[tuple[Any, ...], InterruptedJob] | None = None
         self._resumes_dir = files.root / ".resume"
+        self._index_dir = files.root / ".resume" / "index"
         for name, handler in (
             ("resume_offer", self._cmd_offer),
             ("resume_preview", self._cmd_preview),
@@ -205,14 +202,15 @@ class Resumer:
         while True:
             run = await self._index.get()
             try:
-                sha, layers, lines_total = await asyncio.to_thread(
-                    _read_layers, run.prepared, self.firmware
+                index = await asyncio.to_thread(
+                    index_file, run.prepared, self.firmware, self._index_dir
                 )
             except OSError as err:
                 log.error("cannot index %s for resuming: %s", run.file, err)
                 continue
-            run.layers = layers
-            run.starts = [la.line for la in layers]
+            sha, lines_total = index.sha256, index.lines
+            run.layers = list(index.layers)
+            run.starts = [la.line for la in index.layers]
             run.base = Checkpoint(
                 machine_id=self.machine.id,
                 job_id=run.job_id,
@@ -349,23 +347,21 @@ class Resumer:
         version: str | None,
     ) -> InterruptedJob:
         refused: tuple[str, str] | None = None
+        index: FileIndex | None = None
+        if prepared is not None:
+            with contextlib.suppress(OSError):
+                index = index_file(prepared, self.firmware, self._index_dir)
         if isinstance(record, Checkpoint):
-            sha = None
-            if prepared is not None:
-                try:
-                    sha = cpt.file_sha256(prepared)
-                except OSError:
-                    sha = None
             why = cpt.refusal(
                 record,
-                file_sha256_now=sha,
+                file_sha256_now=None if index is None else index.sha256,
                 kind=self.machine.kind,
                 firmware=self.firmware,
                 firmware_version=version,
             )
             if why is not None:
                 refused = (why.code, str(why))
-        return read_interrupted(record, prepared, self.firmware, refused)
+        return read_interrupted(record, index, refused)
 
     async def _chosen(self, req: CommandRequest) -> tuple[Checkpoint, InterruptedJob, Layer]:
         job_id, number = req.args.get("job_id"), req.args.get("layer")

@@ -140,7 +140,7 @@ async def test_interrupted_job_resumes_from_its_layer(tmp_path: Path, firmware: 
         pre = preview["preamble"]
         assert ran[: len(pre)] == pre
         assert moves(ran[len(pre) :]) == moves(original[chosen["line"] - 1 :])
-        await wait_for(lambda: not any((tmp_path / "files" / ".resume").iterdir()))
+        await wait_for(lambda: not list((tmp_path / "files" / ".resume").glob("*.gcode")))
         history = await rig.machine.job_history()
         assert history[0]["resumed_from"] == job_id
         assert history[0]["resumed_at_line"] == chosen["line"]
@@ -184,3 +184,19 @@ async def test_a_damaged_record_says_where_without_a_resume(tmp_path: Path) -> N
         assert not offer["resumable"] and offer["code"] == "damaged"
         assert offer["layers"] == [] and offer["file"] == "part.gcode"
         assert isinstance(offer["line"], int)
+
+
+def test_layer_index_is_kept_per_file_hash(tmp_path: Path) -> None:
+    from gateway.machine.interrupted import index_file
+
+    src = layered_job(tmp_path / "part.gcode", "marlin", layers=3)
+    cache = tmp_path / "index"
+    first = index_file(src, "marlin", cache)
+    assert [la.number for la in first.layers] == [1, 2, 3]
+    (entry,) = cache.glob("*.json")
+    assert entry.name.startswith(first.sha256)
+    assert index_file(src, "marlin", cache) == first
+    entry.write_text("{damaged")
+    assert index_file(src, "marlin", cache) == first  # recomputed
+    layered_job(src, "marlin", layers=4)
+    assert len(index_file(src, "marlin", cache).layers) == 4
