@@ -158,7 +158,8 @@ class Resumer:
         self._store = store = await asyncio.to_thread(Store, self.db_path, "checkpoint")
         try:
             await store.run(self._open, store)
-            self._interrupted = await store.run(cpt.load, store.db.conn, self.machine.id)
+            if self.config.enabled:
+                self._interrupted = await store.run(cpt.load, store.db.conn, self.machine.id)
             if self._interrupted is not None:
                 log.warning("job %s was interrupted; offering a resume", self._interrupted.job_id)
             async with asyncio.TaskGroup() as tg:
