@@ -754,6 +754,13 @@ class GrblProtocol(ControllerProtocol):
         return self._last_status
 
     @property
+    def planned(self) -> int | None:
+        s = self._last_status
+        if s is None or s.planner_free is None or not self._planner_capacity:
+            return None
+        return max(0, self._planner_capacity - s.planner_free)
+
+    @property
     def rx_used(self) -> int:
         """Bytes the host counts as sitting in GRBL's RX buffer (never > rx_buffer_size)."""
         return self._rx_used

@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.machine.errors import MachineError
+from gateway.machine.progress import ProgressClock
 
 
 class JobState(StrEnum):
@@ -103,6 +104,8 @@ class Job:
     ended_mono: float | None = None
     z: float | None = None
     history: list[tuple[JobState, JobState]] = field(default_factory=list)
+    #: What the machine has executed (not just accepted); drives fraction and eta.
+    progress: ProgressClock | None = None
 
     @property
     def finished(self) -> bool:
@@ -147,19 +150,27 @@ class Job:
         return max(0.0, end - self.started_mono - paused)
 
     def fraction(self) -> float:
+        if self.state is JobState.COMPLETED:
+            return 1.0
+        if self.progress is not None:
+            return self.progress.fraction()
         if self.lines_total <= 0:
-            return 1.0 if self.state is JobState.COMPLETED else 0.0
+            return 0.0
         return min(1.0, self.lines_done / self.lines_total)
 
     def eta(self, mono: float) -> float | None:
         """Seconds left.
 
-        Blends the analysis' estimate with what the machine really does: the
+        With :attr:`progress`, from what the machine executed (see
+        :mod:`gateway.machine.progress`).  Otherwise it blends the analysis'
+        estimate with what the machine really does: the
         estimate's remaining share is scaled by how fast the done share went
         compared with the estimate.  Without an estimate, the observed line rate.
         """
         if self.finished:
             return 0.0
+        if self.progress is not None:
+            return self.progress.eta(self.elapsed(mono))
         frac = self.fraction()
         elapsed = self.elapsed(mono)
         if self.estimated_seconds:
@@ -179,6 +190,9 @@ class Job:
             "state": self.state.value,
             "lines_total": self.lines_total,
             "lines_done": self.lines_done,
+            "lines_executed": (
+                self.progress.executed if self.progress is not None else self.lines_done
+            ),
             "bytes_total": self.bytes_total,
             "bytes_done": self.bytes_done,
             "fraction": round(self.fraction(), 4),

@@ -63,22 +63,16 @@ Resends
 Lost replies
     If lines are in flight and no acknowledgement, resend request, ``busy:``,
     ``echo:`` or heating report arrives for a while, the core sends a numbered
-    ``N<next> M105`` probe.  How long it waits is learnt from the link
-    (:meth:`MarlinProtocol._probe_after`): three times the longest of the
-    recent gaps between replies (at least 0.4 s), and no more than
-    ``busy:`` keepalive interval x 1.5 + 0.5 s once the firmware has shown it
-    sends keepalives (``HOST_KEEPALIVE_FEATURE``, 2 s: any command that blocks
-    longer says ``busy: processing``).  A heating, homing, probing, dwell or
-    ``M400`` in flight waits for that keepalive, or ``response_timeout`` on a
-    board that has shown none.  Each probe left unanswered doubles the wait for
-    the next (0.4, 0.8, 1.6 s...), so a long move on a board without keepalive
-    costs a few spare ``M105`` in its RX buffer, never a flood.  The probe is safe whatever
-    happened: Marlin executes a numbered line only if it is ``last_N + 1``, so
-    nothing can run twice.  If every earlier line was executed (their ``ok`` was
-    lost), the probe is accepted and its ``ok T:`` acknowledges everything
-    before it; the first ``ok T:`` after a timeout is the probe's, since an
-    earlier M105's answer is the one that went missing.  If a line was lost, the
-    probe is refused with ``Resend: <last_N + 1>``, which names the first line
+    ``N<next> M105`` probe. How long it waits is learnt from the link (reply
+    gaps, ``busy:`` keepalives, the command in flight; see
+    :mod:`gateway.machine.marlin_probe`): well under 2 s for a lost ``ok``, as
+    long as needed for a heating or homing. The probe is safe whatever happened:
+    Marlin executes a numbered line only if it is ``last_N + 1``, so nothing can
+    run twice. If every earlier line was executed (their ``ok`` was lost), the
+    probe is accepted and its ``ok T:`` acknowledges everything before it; the
+    first ``ok T:`` after a timeout is the probe's, since an earlier M105's
+    answer is the one that went missing. If a line was lost, the probe is
+    refused with ``Resend: <last_N + 1>``, which names the first line
     to send again.  Re-sending the oldest unacknowledged line instead would
     stall: if it had run, 2.1.2 drops the copy without a word.  A plain ``ok``
     cannot say which line it answers, so it is credited only to a line sent in
@@ -101,9 +95,22 @@ Known limits of Marlin itself
 from __future__ import annotations
 
 import enum
-import re
 from collections import deque
 
+from gateway.machine.marlin_probe import ProbeTiming, is_long
+from gateway.machine.marlin_wire import (
+    Reply,
+    checksum,
+    classify,
+    format_line,
+    is_fatal,
+    line_error,
+    parse_cap,
+    parse_firmware_name,
+    parse_ok,
+    parse_resend,
+    parse_temperatures,
+)
 from gateway.machine.protocol import (
     CommandDone,
     CommunicationTimeout,
@@ -134,23 +141,7 @@ _WANT_DEPTH = 32  # job lines the core keeps queued ahead of the window
 _MAX_SLOTS = 64
 _MAX_PARTIAL = 4096  # bytes without a newline before they are reported as garbage
 _NUMBER_MARGIN = 1000  # line numbers a queued line may move by before it is sent
-_FIELD = re.compile(r" (?=[A-Z][A-Z_]+:)")
-_LINE_ERRORS = ("checksum mismatch", "Line Number is not", "No Checksum", "No Line Number")
-# Line errors worded differently by other firmwares ("Error: Wrong checksum",
-# "Error: expected line 12 got 13"), matched in lower case.
-_LINE_ERROR_WORDS = ("checksum", "line number", "expected line")
-_EXPECTED_LINE = re.compile(r"expected line:? *(\d+)", re.IGNORECASE)
-# Commands that legitimately hold their ok for a long time (heating, homing,
-# probing, dwell, waiting for moves, user pauses): the quick probe waits for them.
-_LONG_COMMANDS = frozenset(
-    {"M109", "M190", "M191", "G28", "G29", "G4", "M400", "M303", "M600", "M0", "M1",
-     "G76", "M48", "G34", "G35", "M226", "G12", "M125", "M24"}
-)  # fmt: skip
-_MIN_PROBE = 0.4  # seconds: the quickest a silent link is probed
-_GAP_FACTOR = 3.0  # probe after this many times the longest recent gap between replies
-_FULL_PLANNER_PROBE = 1.5  # seconds, while the last ok said P0 (oks paced by motion)
 _RESEND_WAIT = 0.25  # seconds a line error without a line number waits for its Resend
-_FATAL_ERRORS = ("Printer halted", "kill() called", "system stopped", "Printer stopped")
 _HALTED = "the printer is halted (M112 or a firmware error): reset or power-cycle it"
 
 
@@ -203,81 +194,6 @@ class _Line:
         self.done = False
         self.failed = False
         self.response: list[str] | None = [] if kind == _Kind.COMMAND else None
-
-
-def checksum(data: bytes) -> int:
-    """Marlin's line checksum: the XOR of every byte."""
-    value = 0
-    for b in data:
-        value ^= b
-    return value
-
-
-def format_line(n: int, line: str) -> bytes:
-    """``N<n> <line>*<checksum>\\n`` as bytes."""
-    head = f"N{n} {line}".encode("ascii")
-    return b"%b*%d\n" % (head, checksum(head))
-
-
-def parse_temperatures(text: str) -> dict[str, tuple[float, float | None]] | None:
-    """Parse ``T:20.00 /0.00 B:20.00 /0.00 @:0 B@:0`` (also ``T0:``/``T1:``, ``C:``,
-    ``T:20.0/0.0`` and the ``E:0 W:?`` of a heating wait); None if malformed.
-
-    ``T`` is the active hotend: it is reported as ``T0`` unless Marlin lists
-    the hotends itself (``T0:``, ``T1:`` ...).
-    """
-    readings: dict[str, tuple[float, float | None]] = {}
-    tokens = text.split()
-    i, count = 0, len(tokens)
-    while i < count:
-        name, sep, value = tokens[i].partition(":")
-        i += 1
-        if not sep or not name:
-            return None
-        if "@" in name or name in ("E", "W"):
-            continue  # heater power, and the extruder/residency of M109
-        if not (name.isascii() and name.isalnum()):
-            return None
-        actual, slash, target = value.partition("/")
-        if not slash and i < count and tokens[i].startswith("/"):
-            slash, target = "/", tokens[i][1:]
-            i += 1
-        try:
-            readings[name] = (float(actual), float(target) if slash else None)
-        except ValueError:
-            return None
-    if not readings:
-        return None
-    active = readings.pop("T", None)
-    if active is not None and "T0" not in readings:
-        readings = {"T0": active, **readings}
-    return readings
-
-
-def _digits(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _parse_resend(text: str) -> int | None:
-    """``Resend: 12`` / ``Resend:12`` / ``rs N12`` -> 12."""
-    value = text[7:] if text.startswith("Resend:") else text[3:]
-    value = value.strip()
-    if value[:1] == "N":
-        value = value[1:]
-    return _digits(value)
-
-
-def _parse_firmware_name(text: str) -> tuple[str, dict[str, str]]:
-    """``FIRMWARE_NAME:Marlin 2.1.2 (date) SOURCE_CODE_URL:... UUID:...``."""
-    name, *fields = _FIELD.split(text[len("FIRMWARE_NAME:") :])
-    name = name.strip()
-    if name.endswith(")") and " (" in name:
-        name = name[: name.rindex(" (")]  # build date
-    info = {}
-    for item in fields:
-        key, _, value = item.partition(":")
-        info[key] = value.strip()
-    return name, info
 
 
 class MarlinProtocol(ControllerProtocol):
@@ -388,7 +304,9 @@ class MarlinProtocol(ControllerProtocol):
                 self._probe(
                     now, waited, events, "a line error came without Resend; sent N{n} M105"
                 )
-            elif waited >= self._probe_after():
+            elif waited >= self._timing.wait(
+                (line.text for line in self._in_flight), self._response_timeout
+            ):
                 self._probe(now, waited, events)
         if state is _State.READY and not self._auto_report and now >= self._next_poll:
             self._next_poll = now + self._interval
@@ -464,6 +382,12 @@ class MarlinProtocol(ControllerProtocol):
         return self._errors
 
     @property
+    def planned(self) -> int | None:
+        if self._planner_free < 0:
+            return None
+        return self._planner_size - self._planner_free
+
+    @property
     def advanced_ok(self) -> bool:
         """The firmware answers ``ok N<n> P<planner> B<queue>`` (several lines in flight)."""
         return self._advanced
@@ -493,12 +417,10 @@ class MarlinProtocol(ControllerProtocol):
         self._after_unknown = False  # the last line was "echo:Unknown command"
         self._probe_n = -1  # the M105 sent after the last timeout, while unanswered
         self._resend_due = -1.0  # probe then if the Resend of a line error does not come
-        self._probes_out = 0  # probes sent since the last progress
         self._probe_refused = False  # a line error without number came after the probe
-        self._gaps: deque[float] = deque(maxlen=32)  # recent seconds between replies
-        self._keepalive: float | None = None  # busy: interval, once the firmware sent two
-        self._busy_at = -1.0
-        self._planner_full = False  # the last ok N P B said P0
+        self._timing = ProbeTiming()  # what the link has shown: when to probe
+        self._planner_free = -1  # P of the last ok N P B
+        self._planner_size = 0  # the largest P seen: the planner when empty
         self._last_progress = now
         self._auto_report = False
         self._next_poll = now
@@ -663,22 +585,6 @@ class MarlinProtocol(ControllerProtocol):
         ):
             self._system.append(_Line("M105", _Kind.POLL))
 
-    def _probe_after(self) -> float:
-        """Seconds of silence, with lines in flight, before a probe (module docstring)."""
-        timeout = self._response_timeout
-        keepalive = self._keepalive
-        alive = timeout if keepalive is None else keepalive * 1.5 + 0.5
-        for line in self._in_flight:
-            if line.text.split(" ", 1)[0] in _LONG_COMMANDS:
-                return min(timeout, alive)
-        quick = max(_MIN_PROBE, _GAP_FACTOR * max(self._gaps, default=0.0) + 0.2)
-        if self._planner_full:
-            quick = max(quick, _FULL_PLANNER_PROBE)  # each ok waits for a move to end
-        # Unanswered probes back off (0.4, 0.8, 1.6 s...): a board silently busy
-        # gets a handful of M105 in its RX buffer, never a flood.
-        quick *= 2.0**self._probes_out
-        return min(timeout, alive, quick)
-
     def _probe(
         self,
         now: float,
@@ -709,7 +615,7 @@ class MarlinProtocol(ControllerProtocol):
             self._flight_bytes += len(line.wire)
             self._out += line.wire
         self._probe_n = n
-        self._probes_out += 1
+        self._timing.probes_out += 1
         self._allowance = 0
         self._after_line_error = False
         self._resend_due = -1.0
@@ -731,12 +637,10 @@ class MarlinProtocol(ControllerProtocol):
             return
         gap = now - self._last_progress
         self._last_progress = now
-        self._probes_out = 0
-        if gap < 0.3 or not any(
-            line.n <= n and line.text.split(" ", 1)[0] in _LONG_COMMANDS
-            for line in self._in_flight
-        ):
-            self._gaps.append(gap)  # a heating or homing says nothing about the link
+        # A heating or homing answered says nothing about the link's pace.
+        self._timing.replied(
+            gap, gap >= 0.3 and any(line.n <= n and is_long(line.text) for line in self._in_flight)
+        )
         count = 0
         history = self._history
         for k in range(self._acked_n + 1, n + 1):
@@ -814,24 +718,19 @@ class MarlinProtocol(ControllerProtocol):
         if body[:2] in ("T:", "B:") or body[:3] == "T0:":
             self._on_temperature_ok(body, now, events)
             return
-        n = p = b = -1
-        for token in body.split():
-            value = _digits(token[1:])
-            key = token[0]
-            if value is None or key not in "NPB":
-                events.append(UnparsedLine(text))
-                return
-            if key == "N":
-                n = value
-            elif key == "P":
-                p = value
-            else:
-                b = value
+        fields = parse_ok(body)
+        if fields is None:
+            events.append(UnparsedLine(text))
+            return
+        n, p, b = fields
         if self._state is _State.NEW or self._state is _State.HALTED:
             return
         if b >= 0 and p >= 0:
             self._advanced = True
-            self._planner_full = p == 0
+            self._timing.planner_full = p == 0
+            self._planner_free = p
+            if p > self._planner_size:
+                self._planner_size = p
             if b + 1 > self._slots:
                 self._slots = min(b + 1, _MAX_SLOTS)
         if n < 0:
@@ -887,7 +786,7 @@ class MarlinProtocol(ControllerProtocol):
             return
         if 0 <= number <= self._probe_n:
             self._probe_n = -1  # the probe was answered (refused): it goes again in turn
-            self._probes_out = 0
+            self._timing.probes_out = 0
         if number > self._next_n:
             self._lost_sync(
                 f"Marlin expects line {number} but only {self._next_n - 1} were sent", now, events
@@ -946,64 +845,58 @@ class MarlinProtocol(ControllerProtocol):
         after_error, self._after_line_error = self._after_line_error, False
         paired, self._paired_resend = self._paired_resend, -1
         after_unknown, self._after_unknown = self._after_unknown, False
-        if text == "ok":
-            self._on_bare_ok(after_error, now, events)
-        elif text.startswith("ok"):
-            self._on_ok(text, after_error, after_unknown, now, events)
-        elif text.startswith(("Resend:", "rs ")):
-            number = _parse_resend(text)
-            if number is None:
+        match classify(text):
+            case Reply.OK:
+                self._on_bare_ok(after_error, now, events)
+            case Reply.OK_FIELDS:
+                self._on_ok(text, after_error, after_unknown, now, events)
+            case Reply.RESEND:
+                number = parse_resend(text)
+                if number is None:
+                    events.append(UnparsedLine(text))
+                    return
+                self._after_line_error = True
+                if number != paired:  # else: same triple as the Error line before it
+                    self._on_resend(number, now, events)
+            case Reply.ERROR:
+                self._on_error(text, now, events)
+            case Reply.ECHO:
+                self._on_echo(text[5:].strip(), now, events)
+            case Reply.TEMPERATURES:
+                readings = parse_temperatures(text)
+                if readings is None:
+                    events.append(UnparsedLine(text))
+                    return
+                if "W:" in text:  # M109/M190 waiting: the command is alive
+                    self._last_progress = now
+                events.append(Temperatures(readings))
+            case Reply.BUSY:
+                self._on_echo(text, now, events)
+            case Reply.START:
+                self._on_start(now, events)
+            case Reply.WAIT:
+                events.append(FirmwareMessage("wait", text))
+            case Reply.FIRMWARE_NAME:
+                self._version, info = parse_firmware_name(text)
+                self._capabilities.update(info)
+                self._name_seen = True
+                self._note_output(text)
+            case Reply.CAP:
+                key, value = parse_cap(text)
+                self._capabilities[key] = value
+                self._note_output(text)
+            case Reply.INFO:
+                events.append(FirmwareMessage("info", text[2:].strip()))
+                self._note_output(text)
+            case _:
                 events.append(UnparsedLine(text))
-                return
-            self._after_line_error = True
-            if number != paired:  # else: same triple as the Error line before it
-                self._on_resend(number, now, events)
-        elif text.startswith(("Error:", "!!")):
-            self._on_error(text, now, events)
-        elif text.startswith("echo:"):
-            self._on_echo(text[5:].strip(), now, events)
-        elif text[:2] in ("T:", "B:") or text[:3] == "T0:":
-            readings = parse_temperatures(text)
-            if readings is None:
-                events.append(UnparsedLine(text))
-                return
-            if "W:" in text:  # M109/M190 waiting: the command is alive
-                self._last_progress = now
-            events.append(Temperatures(readings))
-        elif text.startswith("busy:"):
-            self._on_echo(text, now, events)
-        elif text == "start":
-            self._on_start(now, events)
-        elif text == "wait":
-            events.append(FirmwareMessage("wait", text))
-        elif text.startswith("FIRMWARE_NAME:"):
-            self._version, info = _parse_firmware_name(text)
-            self._capabilities.update(info)
-            self._name_seen = True
-            self._note_output(text)
-        elif text.startswith("Cap:"):
-            key, _, value = text[4:].partition(":")
-            self._capabilities[key.strip()] = value.strip()
-            self._note_output(text)
-        elif text.startswith("//"):
-            events.append(FirmwareMessage("info", text[2:].strip()))
-            self._note_output(text)
-        else:
-            events.append(UnparsedLine(text))
-            self._note_output(text)
+                self._note_output(text)
 
     def _on_error(self, text: str, now: float, events: list[ProtocolEvent]) -> None:
         body = (text[6:] if text.startswith("Error:") else text[2:]).strip()
-        lower = body.lower()
-        if (
-            body.startswith(_LINE_ERRORS)
-            or "Last Line" in body
-            or any(word in lower for word in _LINE_ERROR_WORDS)
-        ):
+        refused, last = line_error(body)
+        if refused:
             self._after_line_error = True
-            last = _digits(body.rpartition("Last Line:")[2].strip())
-            if last is None and (expected := _EXPECTED_LINE.search(body)) is not None:
-                last = int(expected.group(1)) - 1
             if last is not None:
                 self._paired_resend = last + 1
                 self._on_resend(last + 1, now, events)
@@ -1014,10 +907,10 @@ class MarlinProtocol(ControllerProtocol):
                 # unless a probe is out: then it is the probe's refusal, and the
                 # board is plainly not busy, so the next probe need not wait.
                 self._resend_due = now + _RESEND_WAIT
-                self._probes_out = 0
+                self._timing.probes_out = 0
                 self._probe_refused = self._probe_n >= 0
             return
-        fatal = text.startswith("!!") or any(marker in body for marker in _FATAL_ERRORS)
+        fatal = is_fatal(text, body)
         jobs = (line.job_index for line in self._in_flight if line.kind == _Kind.JOB)
         job_line = next(jobs, None)
         self._errors += 1
@@ -1029,11 +922,7 @@ class MarlinProtocol(ControllerProtocol):
     def _on_echo(self, body: str, now: float, events: list[ProtocolEvent]) -> None:
         self._last_progress = now
         if body.startswith("busy:"):
-            if self._busy_at >= 0.0 and 0.5 <= now - self._busy_at <= 10.0:
-                self._keepalive = now - self._busy_at
-            elif self._keepalive is None:
-                self._keepalive = 2.0  # DEFAULT_KEEPALIVE_INTERVAL until measured
-            self._busy_at = now
+            self._timing.busy(now)
             events.append(FirmwareMessage("busy", body[5:].strip()))
             return
         events.append(FirmwareMessage("echo", body))

@@ -225,6 +225,12 @@ class ControllerProtocol(ABC):
     def errors(self) -> int:
         """Error replies counted so far."""
 
+    @property
+    def planned(self) -> int | None:
+        """Moves the firmware accepted but has not executed yet, as it last said
+        (Marlin's ``P`` in ``ok N P B``, GRBL's ``Bf:``); None when it does not say."""
+        return None
+
     def idle(self) -> bool:
         """Nothing queued and nothing in flight: every line sent has been answered."""
         return self.queued == 0 and self.in_flight == 0

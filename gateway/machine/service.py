@@ -37,6 +37,7 @@ from gateway.machine.files import FileLibrary, FileRejected
 from gateway.machine.gcode import GcodeError, clean_line
 from gateway.machine.grbl import GrblProtocol
 from gateway.machine.job import Job, JobAction, JobState, JobStateError
+from gateway.machine.progress import ProgressClock, TimeProfile, profile_lines
 from gateway.machine.protocol import (
     Alarm,
     CommunicationTimeout,
@@ -61,6 +62,18 @@ from gateway.supervisor import Service
 from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+# Moves assumed waiting in the planner when the firmware does not say (Marlin
+# without ADVANCED_OK): BLOCK_BUFFER_SIZE 16 less one, full while a job streams.
+ASSUMED_PLANNED = 15
+PROGRESS_EVERY = 0.2  # seconds between updates of what the machine executed
+
+
+def read_profile(path: Path, lines: int, firmware: str) -> TimeProfile:
+    """Blocking: the per-line time model of a prepared file (run in a thread)."""
+    with path.open("r", encoding="ascii", errors="replace") as fh:
+        return profile_lines(fh, lines, firmware=firmware)
+
 
 CANCEL_GCODE = {
     "marlin": ("M104 S0", "M140 S0", "M107", "M84"),
@@ -129,6 +142,8 @@ class MachineService(Service):
         self._streamer: Streamer | None = None
         self._store: Store | None = None
         self._persist: asyncio.Queue[Job] = asyncio.Queue()
+        self._profiles: asyncio.Queue[tuple[Job, Path]] = asyncio.Queue()
+        self._tracked = 0.0
         self._status_dirty = asyncio.Event()
         self._last_progress = 0.0
         self._layer = 0
@@ -212,6 +227,7 @@ class MachineService(Service):
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._persist_jobs(), name="machine:persist")
                 tg.create_task(self.resumer.run(), name="machine:resume")
+                tg.create_task(self._profile_jobs(), name="machine:profile")
                 tg.create_task(self._publish_status_loop(), name="machine:status")
                 tg.create_task(self._connection_loop(), name="machine:serial")
                 if self.require_power:
@@ -295,6 +311,7 @@ class MachineService(Service):
                     job.lines_done = self._streamer.lines_done
                     job.bytes_done = self._streamer.bytes_done
                     self.resumer.lines_confirmed(job.lines_done)
+                    self._track(job, time.monotonic())
                     self._progress(job)
             case StreamFinished():
                 if job is not None and job.state is JobState.RUNNING:
@@ -357,8 +374,10 @@ class MachineService(Service):
         if pos is not None:
             self.position = dict(zip("xyzabc", pos, strict=False))
         job = self.job
-        if job is not None and not job.finished and e.mpos is not None and len(e.mpos) > 2:
-            self._z_moved(job, e.mpos[2])
+        if job is not None and not job.finished:
+            self._track(job, time.monotonic())
+            if e.mpos is not None and len(e.mpos) > 2:
+                self._z_moved(job, e.mpos[2])
         self._mark_dirty()
 
     def _z_moved(self, job: Job, z: float) -> None:
@@ -367,6 +386,19 @@ class MachineService(Service):
                 self._layer += 1
                 self.bus.publish(ev.LayerChanged(job_id=job.id, z=z, layer=self._layer))
             job.z = z
+
+    def _track(self, job: Job, mono: float, *, force: bool = False) -> None:
+        """Move the job's progress to the line the machine has executed: the last
+        acknowledged one less the moves its planner still holds."""
+        progress, streamer = job.progress, self._streamer
+        if progress is None or streamer is None:
+            return
+        if not force and mono - self._tracked < PROGRESS_EVERY:
+            return
+        self._tracked = mono
+        planned = streamer.core.planned
+        waiting = ASSUMED_PLANNED if planned is None else planned
+        progress.update(streamer.lines_done - waiting, job.elapsed(mono))
 
     def _progress(self, job: Job) -> None:
         mono = time.monotonic()
@@ -427,6 +459,8 @@ class MachineService(Service):
         if action is JobAction.COMPLETE:
             job.lines_done = job.lines_total
             job.bytes_done = job.bytes_total
+            if job.progress is not None:
+                job.progress.finish()
         self.resumer.job_finished(job)
         log.info("job %d (%s) %s %s", job.id, job.file, job.state.value, reason)
         self.bus.publish(
@@ -469,6 +503,22 @@ class MachineService(Service):
                 )
             )
             await asyncio.sleep(0.25)
+
+    async def _profile_jobs(self) -> None:
+        """Build each started job's time model off the loop; progress counts lines
+        (scaled to the estimate) until it is ready."""
+        while True:
+            job, path = await self._profiles.get()
+            try:
+                profile = await asyncio.to_thread(
+                    read_profile, path, job.lines_total, self.machine.firmware
+                )
+            except Exception as err:  # a model bug must not take the machine down
+                log.warning("no time model for job %d (%s): %s", job.id, job.file, err)
+                continue
+            if job.progress is not None and not job.finished:
+                job.progress.use_profile(profile)
+                self._track(job, time.monotonic(), force=True)
 
     async def _persist_jobs(self) -> None:
         while True:
@@ -547,7 +597,9 @@ class MachineService(Service):
         if streamer is not self._streamer or self.link is not MachineState.IDLE:
             raise CommandError("not_connected", "the controller disconnected")
         job.apply(JobAction.START, now=time.time(), mono=time.monotonic())
+        job.progress = ProgressClock(job.lines_total, job.estimated_seconds)
         self.job = job
+        self._tracked = 0.0
         self._layer = 0
         self._last_progress = 0.0
         if stored.name in self.queue:
@@ -563,7 +615,9 @@ class MachineService(Service):
         )
         self._persist.put_nowait(job)
         self.resumer.job_started(job, path, resumed)
-        streamer.begin(FileLines(path if source is None else source))
+        streamed = path if source is None else source
+        streamer.begin(FileLines(streamed))
+        self._profiles.put_nowait((job, streamed))
         self._mark_dirty()
         return job
 
