@@ -754,6 +754,10 @@ class GrblProtocol(ControllerProtocol):
         return self._last_status
 
     @property
+    def bytes_in_flight(self) -> int:
+        return self._rx_used
+
+    @property
     def planned(self) -> int | None:
         s = self._last_status
         if s is None or s.planner_free is None or not self._planner_capacity:

@@ -97,7 +97,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 
-from gateway.machine.marlin_probe import ProbeTiming, is_long
+from gateway.machine.marlin_probe import MIN_PROBE, ProbeTiming, is_long
 from gateway.machine.marlin_wire import (
     Reply,
     checksum,
@@ -304,7 +304,7 @@ class MarlinProtocol(ControllerProtocol):
                 self._probe(
                     now, waited, events, "a line error came without Resend; sent N{n} M105"
                 )
-            elif waited >= self._timing.wait(
+            elif waited >= MIN_PROBE and waited >= self._timing.wait(
                 (line.text for line in self._in_flight), self._response_timeout
             ):
                 self._probe(now, waited, events)
@@ -380,6 +380,10 @@ class MarlinProtocol(ControllerProtocol):
     @property
     def errors(self) -> int:
         return self._errors
+
+    @property
+    def bytes_in_flight(self) -> int:
+        return self._flight_bytes
 
     @property
     def planned(self) -> int | None:

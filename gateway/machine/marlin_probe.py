@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-__all__ = ["LONG_COMMANDS", "ProbeTiming", "is_long"]
+__all__ = ["LONG_COMMANDS", "MIN_PROBE", "ProbeTiming", "is_long"]
 
 # Commands that legitimately hold their ok for a long time (heating, homing,
 # probing, dwell, waiting for moves, user pauses).
@@ -34,7 +34,7 @@ LONG_COMMANDS = frozenset(
     {"M109", "M190", "M191", "G28", "G29", "G4", "M400", "M303", "M600", "M0", "M1",
      "G76", "M48", "G34", "G35", "M226", "G12", "M125", "M24"}
 )  # fmt: skip
-_MIN_PROBE = 0.4  # seconds: the quickest a silent link is probed
+MIN_PROBE = 0.4  # seconds: the quickest a silent link is probed
 _GAP_FACTOR = 3.0  # times the longest recent gap between replies
 _GAP_MARGIN = 0.2
 _FULL_PLANNER_PROBE = 1.5  # seconds, while the last ok said P0 (oks paced by motion)
@@ -82,7 +82,7 @@ class ProbeTiming:
         alive = response_timeout if keepalive is None else keepalive * 1.5 + 0.5
         if any(is_long(text) for text in in_flight):
             return min(response_timeout, alive)
-        quick = max(_MIN_PROBE, _GAP_FACTOR * max(self._gaps, default=0.0) + _GAP_MARGIN)
+        quick = max(MIN_PROBE, _GAP_FACTOR * max(self._gaps, default=0.0) + _GAP_MARGIN)
         if self.planner_full:
             quick = max(quick, _FULL_PLANNER_PROBE)
         quick *= 2.0**self.probes_out

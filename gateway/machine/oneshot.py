@@ -94,7 +94,9 @@ async def print_file(
 
         started = False
         try:
-            streamer = await open_port(port, baud, lambda: Streamer(core, on_event=on_event))
+            streamer = await open_port(
+                port, baud, lambda: Streamer(core, on_event=on_event, baud=baud)
+            )
         except SerialPortError as err:
             raise PrintError(str(err)) from err
         run = asyncio.create_task(streamer.run())

@@ -162,10 +162,14 @@ class ProgressClock:
 
     def use_profile(self, profile: TimeProfile) -> None:
         """The profile is ready (it is built while the job starts): measure in it."""
+        old_total = self.total_work()
         self.profile = profile
         self._work = self.work_at(self.executed)
+        # Both measure machine seconds (the estimate is the same model's total),
+        # so the pace carries over, rescaled, and the samples start again.
+        if self._pace is not None and profile.total > 0 and old_total > 0:
+            self._pace *= old_total / profile.total
         self._samples.clear()
-        self._pace = None
 
     def finish(self) -> None:
         """Every line ran (the controller proved the machine stopped)."""

@@ -226,6 +226,11 @@ class ControllerProtocol(ABC):
         """Error replies counted so far."""
 
     @property
+    def bytes_in_flight(self) -> int:
+        """Bytes of lines sent and not yet acknowledged (0 if the core does not count)."""
+        return 0
+
+    @property
     def planned(self) -> int | None:
         """Moves the firmware accepted but has not executed yet, as it last said
         (Marlin's ``P`` in ``ok N P B``, GRBL's ``Bf:``); None when it does not say."""

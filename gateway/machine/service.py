@@ -259,7 +259,9 @@ class MachineService(Service):
                 streamer = await open_port(
                     port,
                     self.serial.baud,
-                    lambda core=core: Streamer(core, on_event=self._on_protocol_event),  # type: ignore[misc]
+                    lambda core=core: Streamer(  # type: ignore[misc]
+                        core, on_event=self._on_protocol_event, baud=self.serial.baud
+                    ),
                 )
             except SerialPortError as err:
                 self._connection_lost(str(err))

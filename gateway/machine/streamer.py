@@ -75,13 +75,20 @@ class Streamer(asyncio.Protocol):
         on_event: Callable[[ProtocolEvent], None],
         tick_interval: float = 0.05,
         coalesce: float = 0.004,
+        baud: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.core = core
         # While two or more lines are in flight the controller has work queued, so
-        # replies may wait a few ms and be read together: fewer wake-ups per line,
-        # which is what a Pi Zero's CPU pays for on tiny segments.
+        # replies may wait and be read together: fewer wake-ups, reads and writes
+        # per line, which is what a Pi Zero's CPU pays for on tiny segments (each
+        # pty or USB write is a system call costing tens of microseconds).  The
+        # wait is ``coalesce`` at least and, when the baud rate is known, half
+        # the time the controller needs to take in the bytes in flight, so the
+        # wire never runs dry.
         self._coalesce = coalesce
+        self._byte_time = 10.0 / baud if baud else 0.0
+        self._coalesce_max = 0.05
         self._reading_paused = False
         self._on_event = on_event
         self._tick_interval = tick_interval
@@ -111,12 +118,18 @@ class Streamer(asyncio.Protocol):
         try:
             self._handle(self.core.receive(data, self._clock()))
             self.pump()
-            if self._coalesce > 0 and self.core.in_flight > 1 and not self._reading_paused:
+            core = self.core
+            if self._coalesce > 0 and core.in_flight > 1 and not self._reading_paused:
                 transport = self._transport
                 if isinstance(transport, asyncio.ReadTransport):
                     transport.pause_reading()
                     self._reading_paused = True
-                    asyncio.get_running_loop().call_later(self._coalesce, self._resume_reading)
+                    delay = self._coalesce
+                    pending = core.bytes_in_flight
+                    if self._byte_time and pending:
+                        drain = 0.5 * pending * self._byte_time
+                        delay = min(self._coalesce_max, max(delay, drain))
+                    asyncio.get_running_loop().call_later(delay, self._resume_reading)
         except Exception as err:
             # A bug must not leave the port half-driven: end the connection, and
             # the service fails the job and reconnects.

@@ -57,3 +57,17 @@ def test_progress_never_goes_backwards(steps: list[tuple[int, float]]) -> None:
         assert eta is None or eta >= 0.0
     clock.finish()
     assert clock.fraction() == 1.0 and clock.eta(t) == 0.0
+
+
+def test_a_late_profile_keeps_the_observed_pace() -> None:
+    """The profile is built while the job runs; its arrival must not throw the
+    time left back to the model's unpaced figure."""
+    profile = TimeProfile(step=1, marks=tuple(float(i) for i in range(101)), lines=100)
+    clock = ProgressClock(100, 100.0)
+    for line in range(0, 21):
+        clock.update(line, 0.25 * line)  # four lines a second: pace 0.25
+    before = clock.eta(5.0)
+    clock.use_profile(profile)
+    after = clock.eta(5.0)
+    assert before is not None and after is not None
+    assert after == pytest.approx(before, rel=0.1)
