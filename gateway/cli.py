@@ -13,10 +13,12 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import gateway
-from gateway.config import ConfigError, GatewayConfig, load_config
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 
 def _setup_logging(level: str) -> None:
@@ -65,6 +67,9 @@ def _load(path: str | None, *, announce: bool = False) -> GatewayConfig:
     With ``announce``, a command that reads or writes the gateway's state says on
     stderr which config file and state folder it used when the user named none.
     """
+    # Imported here: commands that need no config (analyze) start faster without it.
+    from gateway.config import ConfigError, load_config
+
     chosen: Path | str | None = path
     if chosen is None:
         chosen = default_config(Path.cwd())

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.access.config import AccessConfig
 from gateway.camera.config import CameraConfig
 from gateway.ledger.config import LedgerConfig
+from gateway.machine.resume_config import ResumeConfig
 from gateway.metering.config import MeteringConfig
 from gateway.slicer.config import SlicerConfig
 from gateway.telemetry.config import TelemetryConfig
@@ -142,6 +143,11 @@ class SimulationConfig(Section):
     time_scale: float = Field(
         default=0.0, ge=0.0, description="Motion time factor; 0 executes moves instantly"
     )
+    executed_log: Path | None = Field(
+        default=None,
+        description="Append each command the simulated controller executes to this file "
+        "(tests of a daemon in another process read it)",
+    )
 
 
 class LoggingConfig(Section):
@@ -158,6 +164,7 @@ class GatewayConfig(BaseSettings):
     machine: MachineConfig = MachineConfig()
     serial: SerialConfig = SerialConfig()
     jobs: JobsConfig = JobsConfig()
+    resume: ResumeConfig = ResumeConfig()
     storage: StorageConfig = StorageConfig()
     web: WebConfig = WebConfig()
     simulation: SimulationConfig = SimulationConfig()

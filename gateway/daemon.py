@@ -80,6 +80,7 @@ def build(config: GatewayConfig) -> Gateway:
         port=port,
         dtr_reset=dtr_reset,
         require_power=config.access.enabled,
+        resume=config.resume,
     )
     gw = Gateway(config, bus, commands, supervisor, machine, simulator)
     if config.access.enabled:

@@ -50,22 +50,22 @@ import functools
 import itertools
 import math
 import re
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.machine.analysis_loop import HUGE as _HUGE
+from gateway.machine.analysis_loop import MIN_FEED as _MIN_FEED
+from gateway.machine.analysis_loop import run_lines
 from gateway.machine.gcode import MAX_SOURCE_LINE, Firmware, GcodeError, clean_line
+from gateway.machine.planner import PLANNER_BLOCKS, Planner
 
 __all__ = ["PLANNER_BLOCKS", "Analysis", "Extents", "analyze_file", "analyze_lines"]
 
-PLANNER_BLOCKS = 16  # Marlin BLOCK_BUFFER_SIZE and GRBL's planner default
 DEFAULT_RAPID = 3000.0  # mm/min
-_MIN_FEED = 0.06  # mm/min (1 µm/s): a slower F is taken as this
 _JUNCTION_DEVIATION = {"marlin": 0.013, "grbl": 0.010}  # mm; Marlin and GRBL 1.1 defaults
 _INCH = 25.4
-_HUGE = 1e9  # mm; anything longer is a broken number, not a move
 _TAU = 2.0 * math.pi
 _READ_BUFFER = 256 * 1024  # bytes
 _BOM_LATIN1 = "\xef\xbb\xbf"  # the UTF-8 byte-order mark, read as Latin-1
@@ -171,20 +171,7 @@ def analyze_lines(
     if max_feed is not None and not max_feed > 0:
         raise ValueError(f"max_feed must be positive, not {max_feed!r}")
     machine = _Machine(firmware, acceleration, max_feed)
-    feed_line = machine.feed_line
-    understood = 0
-    skipped = 0
-    for raw in lines:
-        try:
-            s = clean_line(raw, firmware=firmware)
-        except GcodeError:
-            skipped += 1
-            continue
-        if s:
-            if feed_line(s):
-                understood += 1
-            else:
-                skipped += 1
+    understood, skipped = machine.run(lines)
     area_mm2 = math.pi * (filament_diameter / 2.0) ** 2
     return machine.result(understood, skipped, area_mm2 * filament_density / 1000.0)
 
@@ -217,111 +204,6 @@ def analyze_file(
             filament_diameter=filament_diameter,
             filament_density=filament_density,
         )
-
-
-class _Planner:
-    """Time of a sequence of moves under a look-ahead trapezoid planner.
-
-    Blocks are ``[length, nominal², max_entry², entry²]`` (speeds in mm/s).
-    Each new block may have to stop at its end; a reverse pass raises the
-    entry speeds of earlier blocks as far as their junctions and the distance
-    to brake allow.  The oldest block is executed once more than
-    :data:`PLANNER_BLOCKS` wait, which fixes the entry speed of the next one.
-    """
-
-    __slots__ = ("accel", "blocks", "jd_accel", "prev", "prev_nominal_sq", "seconds", "two_accel")
-
-    def __init__(self, acceleration: float, junction_deviation: float) -> None:
-        self.accel = acceleration
-        self.two_accel = 2.0 * acceleration
-        self.jd_accel = acceleration * junction_deviation
-        self.blocks: deque[list[float]] = deque()
-        self.prev: tuple[float, float, float] | None = None  # exit direction of the last block
-        self.prev_nominal_sq = 0.0
-        self.seconds = 0.0
-
-    def add(
-        self,
-        length: float,
-        nominal_sq: float,
-        entry_dir: tuple[float, float, float],
-        exit_dir: tuple[float, float, float],
-    ) -> None:
-        prev = self.prev
-        if prev is None:
-            max_entry_sq = 0.0
-        else:
-            # Junction deviation as in Marlin's planner.cpp / GRBL's planner.c.
-            cos_theta = -(prev[0] * entry_dir[0] + prev[1] * entry_dir[1] + prev[2] * entry_dir[2])
-            if cos_theta > 0.999999:
-                max_entry_sq = 0.0
-            else:
-                if cos_theta < -0.999999:
-                    cos_theta = -0.999999
-                sin_half = math.sqrt(0.5 * (1.0 - cos_theta))
-                max_entry_sq = self.jd_accel * sin_half / (1.0 - sin_half)
-            if max_entry_sq > nominal_sq:
-                max_entry_sq = nominal_sq
-            if max_entry_sq > self.prev_nominal_sq:
-                max_entry_sq = self.prev_nominal_sq
-        two_accel = self.two_accel
-        brake_sq = two_accel * length
-        blocks = self.blocks
-        first_entry_sq = brake_sq if brake_sq < max_entry_sq else max_entry_sq
-        blocks.append([length, nominal_sq, max_entry_sq, first_entry_sq])
-        self.prev = exit_dir
-        self.prev_nominal_sq = nominal_sq
-        i = len(blocks) - 2
-        while i >= 0:
-            block = blocks[i]
-            if block[3] >= block[2]:
-                break
-            entry_sq = blocks[i + 1][3] + two_accel * block[0]
-            if entry_sq > block[2]:
-                entry_sq = block[2]
-            if entry_sq <= block[3]:
-                break
-            block[3] = entry_sq
-            i -= 1
-        if len(blocks) > PLANNER_BLOCKS:
-            self._execute_oldest()
-
-    def add_alone(self, length: float, nominal_sq: float) -> None:
-        """A move that starts and ends at rest (extruder-only, homing)."""
-        self.stop()
-        self.blocks.append([length, nominal_sq, 0.0, 0.0])
-        self.stop()
-
-    def stop(self) -> None:
-        """Run every waiting block and come to rest."""
-        while self.blocks:
-            self._execute_oldest()
-        self.prev = None
-
-    def _execute_oldest(self) -> None:
-        blocks = self.blocks
-        length, nominal_sq, _, entry_sq = blocks.popleft()
-        if blocks:
-            following = blocks[0]
-            exit_sq = entry_sq + self.two_accel * length
-            if following[3] < exit_sq:
-                exit_sq = following[3]
-            following[2] = following[3] = exit_sq  # now fixed
-        else:
-            exit_sq = 0.0
-        accel = self.accel
-        v_in = math.sqrt(entry_sq)
-        v_out = math.sqrt(exit_sq)
-        accel_mm = (nominal_sq - entry_sq) / self.two_accel
-        decel_mm = (nominal_sq - exit_sq) / self.two_accel
-        if accel_mm + decel_mm <= length:
-            v_nom = math.sqrt(nominal_sq)
-            self.seconds += (2.0 * v_nom - v_in - v_out) / accel + (
-                length - accel_mm - decel_mm
-            ) / v_nom
-        else:
-            v_peak = math.sqrt(0.5 * (self.two_accel * length + entry_sq + exit_sq))
-            self.seconds += (2.0 * v_peak - v_in - v_out) / accel
 
 
 class _Machine:
@@ -362,7 +244,7 @@ class _Machine:
 
     def __init__(self, firmware: str, acceleration: float, max_feed: float | None) -> None:
         self.grbl = firmware == "grbl"
-        self.planner = _Planner(acceleration, _JUNCTION_DEVIATION[firmware])
+        self.planner = Planner(acceleration, _JUNCTION_DEVIATION[firmware])
         self.max_feed = max_feed
         self.rapid = max_feed if max_feed is not None else DEFAULT_RAPID  # mm/min
         self.rapid_sq = (self.rapid / 60.0) ** 2  # (mm/s)²
@@ -390,6 +272,21 @@ class _Machine:
         self.work_here = False
         self.layers: set[int] = set()
         self.layer_z = math.nan  # height of the last extruding move, to skip re-adding it
+
+    def feed_one(self, raw: str) -> int:
+        """Clean and interpret one raw line: 1 understood, 0 blank, -1 skipped."""
+        try:
+            s = clean_line(raw, firmware="grbl" if self.grbl else "marlin")
+        except GcodeError:
+            return -1
+        if not s:
+            return 0
+        return 1 if self.feed_line(s) else -1
+
+    def run(self, lines: Iterable[str]) -> tuple[int, int]:
+        """Interpret raw lines; return (understood, skipped).  The loop is in
+        :mod:`gateway.machine.analysis_loop`."""
+        return run_lines(self, lines)
 
     def feed_line(self, s: str) -> bool:
         """Interpret one cleaned, non-blank line; False if it made no sense."""

@@ -55,6 +55,8 @@ from gateway.machine.protocol import (
     Temperatures,
     UnparsedLine,
 )
+from gateway.machine.resume_config import ResumeConfig
+from gateway.machine.resumer import ResumedFrom, Resumer
 from gateway.machine.serial_port import SerialPortError, open_port
 from gateway.machine.streamer import FileLines, Streamer, StreamFinished
 from gateway.store import Store
@@ -107,6 +109,7 @@ class MachineService(Service):
         port: Callable[[], str] | None = None,
         dtr_reset: Callable[[], None] | None = None,
         require_power: bool = False,
+        resume: ResumeConfig | None = None,
     ) -> None:
         super().__init__()
         self.machine = machine
@@ -147,6 +150,18 @@ class MachineService(Service):
         self._last_progress = 0.0
         self._layer = 0
         self._reconnect = asyncio.Event()
+        #: Checkpoints of the running job; offers an interrupted one back (resumer.py).
+        self.resumer = Resumer(
+            machine=machine,
+            config=resume or ResumeConfig(),
+            files=self.files,
+            db_path=db_path,
+            bus=bus,
+            commands=commands,
+            firmware_version=self._connected_version,
+            start_job=self.start_job,
+            require_member=require_power,
+        )
         for name, handler in (
             ("start_job", self._cmd_start),
             ("pause", self._cmd_pause),
@@ -160,6 +175,10 @@ class MachineService(Service):
             commands.register(name, handler)
 
     # -- read-only surface ------------------------------------------------------------
+
+    def _connected_version(self) -> str | None:
+        """The controller's firmware version, None until it has said it."""
+        return self.firmware_version if self.link is MachineState.IDLE else None
 
     @property
     def state(self) -> MachineState:
@@ -209,6 +228,7 @@ class MachineService(Service):
                 log.warning("%d job(s) were interrupted by the last stop; marked failed", closed)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._persist_jobs(), name="machine:persist")
+                tg.create_task(self.resumer.run(), name="machine:resume")
                 tg.create_task(self._profile_jobs(), name="machine:profile")
                 tg.create_task(self._publish_status_loop(), name="machine:status")
                 tg.create_task(self._connection_loop(), name="machine:serial")
@@ -294,6 +314,7 @@ class MachineService(Service):
                 if job is not None and self._streamer is not None and not job.finished:
                     job.lines_done = self._streamer.lines_done
                     job.bytes_done = self._streamer.bytes_done
+                    self.resumer.lines_confirmed(job.lines_done)
                     self._track(job, time.monotonic())
                     self._progress(job)
             case StreamFinished():
@@ -444,6 +465,7 @@ class MachineService(Service):
             job.bytes_done = job.bytes_total
             if job.progress is not None:
                 job.progress.finish()
+        self.resumer.job_finished(job)
         log.info("job %d (%s) %s %s", job.id, job.file, job.state.value, reason)
         self.bus.publish(
             ev.JobFinished(
@@ -532,7 +554,17 @@ class MachineService(Service):
             raise CommandError("bad_state", f"the job is {job.state.value}")
         return job
 
-    async def start_job(self, file: str, origin: str = "internal") -> Job:
+    async def start_job(
+        self,
+        file: str,
+        *,
+        source: Path | None = None,
+        lines_total: int | None = None,
+        resumed: ResumedFrom | None = None,
+        origin: str = "internal",
+    ) -> Job:
+        """Start ``file``; a resume (:mod:`gateway.machine.resumer`) streams ``source``
+        instead, ``lines_total`` lines: the preamble, then the file from a layer."""
         streamer = self._require_connected()
         if self.job is not None and not self.job.finished:
             raise CommandError("busy", f"job {self.job.id} ({self.job.file}) is still running")
@@ -555,6 +587,17 @@ class MachineService(Service):
             queued_at=time.time(),
             origin=origin,
         )
+        if source is not None and lines_total is not None:
+            try:
+                size = await asyncio.to_thread(lambda: source.stat().st_size)
+            except OSError as err:
+                raise CommandError("not_found", f"cannot read the resumed job: {err}") from err
+            left = lines_total / max(1, stored.lines)
+            job.lines_total, job.bytes_total = lines_total, size
+            if job.estimated_seconds is not None:
+                job.estimated_seconds *= min(1.0, left)
+            if job.filament_mm is not None:
+                job.filament_mm *= min(1.0, left)
         assert self._store is not None
         job.id = await self._store.run(records.insert_job, self._store.db, job, self.machine.id)
         if streamer is not self._streamer or self.link is not MachineState.IDLE:
@@ -578,8 +621,10 @@ class MachineService(Service):
             )
         )
         self._persist.put_nowait(job)
-        streamer.begin(FileLines(path))
-        self._profiles.put_nowait((job, path))
+        self.resumer.job_started(job, path, resumed)
+        streamed = path if source is None else source
+        streamer.begin(FileLines(streamed))
+        self._profiles.put_nowait((job, streamed))
         self._mark_dirty()
         return job
 
@@ -690,7 +735,7 @@ class MachineService(Service):
         if not isinstance(file, str):
             raise CommandError("bad_args", "start_job needs a 'file' name")
         await self._authorise("start", req)
-        job = await self.start_job(file, req.origin)
+        job = await self.start_job(file, origin=req.origin)
         return job.as_dict(time.monotonic())
 
     async def _cmd_queue(self, req: CommandRequest) -> dict[str, Any]:

@@ -537,3 +537,30 @@ def test_never_raises_on_gcode_like_lines(lines: list[str], firmware: Firmware) 
     assert a.estimated_seconds >= 0.0
     assert a.travel_mm >= 0.0 and a.work_mm >= 0.0 and a.filament_mm >= 0.0
     assert d["moves"] <= len(lines)
+
+
+_num = st.integers(-3000, 3000).map(lambda v: f"{v / 10:g}")
+_word = st.tuples(st.sampled_from("XYZEF"), _num).map("".join)
+_fast_line = st.tuples(
+    st.sampled_from(["G1", "G0"]),
+    st.lists(_word, max_size=5),
+    st.sampled_from(["", " ; note", "  ", "\r"]),
+).map(lambda t: " ".join([t[0], *t[1]]) + t[2])
+_other_line = st.sampled_from(
+    [
+        "G91", "G90", "M82", "M83", "G20", "G21", "G92 E0", "G28", "M3 S1000", "M5",
+        "G2 X5 Y5 I2 J0", "G4 P100", "G1 X1E5", "G1 Xinf", "G1 X1  Y2", "g1 x3 y4",
+        "G1 X1 X2", "G1 Q5", "G1 X1_0", "M109 S200", "G1 X(1)", "G1 X1*5", "N5 G1 X2",
+    ]
+)
+
+
+@pytest.mark.parametrize("firmware", ["marlin", "grbl"])
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.one_of(_fast_line, _other_line), max_size=60))
+def test_fast_loop_agrees_with_the_line_by_line_path(firmware: Firmware, lines: list[str]) -> None:
+    """A leading tab sends every line the general way (clean_line, then the
+    interpreter); the one-loop fast path must give exactly the same analysis."""
+    fast = analyze_lines([line + "\n" for line in lines], firmware=firmware)
+    slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
+    assert fast == slow

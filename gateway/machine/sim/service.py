@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from gateway.config import SimulationConfig
 from gateway.machine.serial_port import SerialPortError
@@ -56,6 +57,24 @@ class SimulatorService(Service):
             log.info("simulated %s controller on %s", self.firmware, controller.path)
             self.ready.set()
             try:
+                if self.config.executed_log is not None:
+                    await self._record(fw, self.config.executed_log)
                 await asyncio.Event().wait()
             finally:
                 self.controller = None
+
+    @staticmethod
+    async def _record(fw: SimulatedFirmware, path: Path) -> None:
+        """Append what the firmware executes to ``path``, a few times a second, so it
+        survives the daemon being killed (the tests' view of the machine from outside)."""
+        written = 0
+        with path.open("a", encoding="latin-1") as fh:
+            while True:
+                done = fw.executed
+                if len(done) < written:
+                    written = 0
+                if len(done) > written:
+                    fh.write("".join(line + "\n" for line in done[written:]))
+                    fh.flush()
+                    written = len(done)
+                await asyncio.sleep(0.05)
