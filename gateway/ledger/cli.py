@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.config import GatewayConfig
 from gateway.ledger import keys
 from gateway.ledger.chain import Record, Verdict, verify_chain
 from gateway.ledger.errors import LedgerError, LedgerFormatError
@@ -31,11 +31,11 @@ BROKER_WAIT = 30.0
 
 
 def _config(path: str | None) -> GatewayConfig:
-    try:
-        return load_config(path)
-    except ConfigError as err:
-        print(f"gateway: {err}", file=sys.stderr)
-        raise SystemExit(2) from err
+    # The same default as every other command: config/sim.toml inside a checkout, the
+    # installed /etc/gateway/gateway.toml otherwise, said on stderr.
+    from gateway.cli import _load
+
+    return _load(path, announce=True)
 
 
 def _open_store(config: GatewayConfig) -> LedgerStore:
