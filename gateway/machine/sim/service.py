@@ -16,6 +16,11 @@ from gateway.supervisor import Service
 
 log = logging.getLogger(__name__)
 
+#: The simulated controller's recorded history (lines executed, status reports,
+#: real-time bytes) is cut to this many entries every HISTORY_TRIM_SECONDS.
+HISTORY_KEEP = 1000
+HISTORY_TRIM_SECONDS = 10.0
+
 
 def make_firmware(firmware: str, *, time_scale: float = 0.0) -> SimulatedFirmware:
     if firmware == "grbl":
@@ -56,6 +61,9 @@ class SimulatorService(Service):
             log.info("simulated %s controller on %s", self.firmware, controller.path)
             self.ready.set()
             try:
-                await asyncio.Event().wait()
+                while True:
+                    # The model records every line for tests; here it runs for days.
+                    await asyncio.sleep(HISTORY_TRIM_SECONDS)
+                    fw.forget_history(HISTORY_KEEP)
             finally:
                 self.controller = None
