@@ -70,6 +70,13 @@ class SocketController(PtyController):
         return self
 
 
+    def _on_readable(self) -> None:
+        try:
+            super()._on_readable()
+        except ConnectionError:
+            # QEMU went away (the guest powered off): stop listening.
+            asyncio.get_running_loop().remove_reader(self._master)
+
 
 class Agent:
     """JSON-lines requests to the agent in the guest."""
@@ -341,6 +348,18 @@ class BootCheck:
         self.passed(f"ttyAMA0 (group/mode/major {info.strip()}): the host's simulated Marlin ran "
                     f"{job['lines_done']} lines, {controller.bytes_from_host - seen} bytes over the UART")
 
+    async def device_policy_enforced(self) -> None:
+        """The checks above mean something only if the kernel enforces the device policy."""
+        rc, out = await self.agent.sh(
+            "systemd-run --wait --pipe --quiet -p DevicePolicy=closed "
+            "/bin/sh -c 'head -c 1 /dev/ttyAMA0 < /dev/null'",
+            timeout=60,
+        )
+        if rc == 0 or "Operation not permitted" not in out:
+            raise CheckFailed(f"DevicePolicy=closed did not refuse /dev/ttyAMA0 (exit {rc}): {out}")
+        self.passed("DevicePolicy=closed is enforced: a unit without DeviceAllow gets "
+                    f"'{out.strip().splitlines()[-1]}'")
+
     async def run(self) -> int:
         log = open(self.work / "qemu.log", "w")
         qemu = subprocess.Popen(self.qemu_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -369,6 +388,7 @@ class BootCheck:
                 await self.serial_phase(controller)
                 await self.stop()
                 await self.journal_clean("controller on ttyAMA0")
+                await self.device_policy_enforced()
                 await self.agent.sh("systemctl poweroff --no-block")
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     qemu.wait(timeout=60)

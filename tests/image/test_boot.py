@@ -42,5 +42,6 @@ def test_image_boots_and_serves_under_its_sandbox() -> None:
         "PASS journal (simulated controller on a pty)",
         "PASS ttyAMA0",
         "PASS journal (controller on ttyAMA0)",
+        "PASS DevicePolicy=closed is enforced",
     ):
         assert check in result.stdout, f"missing: {check}\n{result.stdout}"
