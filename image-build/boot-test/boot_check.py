@@ -69,7 +69,6 @@ class SocketController(PtyController):
         self._task = asyncio.create_task(self._pump(), name="sim:ttyAMA0")
         return self
 
-
     def _on_readable(self) -> None:
         try:
             super()._on_readable()
@@ -118,7 +117,9 @@ class Agent:
                 return
             except TimeoutError:
                 continue
-        raise CheckFailed("the boot-test agent never answered: the guest did not boot (see console.log)")
+        raise CheckFailed(
+            "the boot-test agent never answered: the guest did not boot (see console.log)"
+        )
 
 
 class BootCheck:
@@ -187,7 +188,9 @@ class BootCheck:
         _, out = await self.agent.sh("journalctl -b --no-pager -o cat -q", timeout=120)
         lines = [line for line in out.splitlines() if DENIAL.search(line)]
         if not lines:
-            _, tail = await self.agent.sh("journalctl -u gateway -b --no-pager -o cat -q | tail -n 25")
+            _, tail = await self.agent.sh(
+                "journalctl -u gateway -b --no-pager -o cat -q | tail -n 25"
+            )
             return f"\nno denial in the journal; the gateway's last lines:\n{tail}"
         return "\ndenials in the boot's journal:\n  " + "\n  ".join(lines[:20])
 
@@ -208,7 +211,9 @@ class BootCheck:
     async def first_boot(self) -> None:
         out = await self.agent.ok("journalctl -b -u gateway-firstboot --no-pager -o cat")
         if "applied gateway.toml from the boot partition" not in out:
-            raise CheckFailed(f"gateway-firstboot did not apply the boot partition's gateway.toml:\n{out}")
+            raise CheckFailed(
+                f"gateway-firstboot did not apply the boot partition's gateway.toml:\n{out}"
+            )
         await self.agent.ok("cmp /boot/firmware/gateway.toml /etc/gateway/gateway.toml")
         self.passed("first boot applied gateway.toml from the boot partition (/boot/firmware)")
 
@@ -234,14 +239,26 @@ class BootCheck:
         self.token = lines[lines.index(next(x for x in lines if x.startswith("Copy it now"))) + 1]
 
     async def serves(self) -> None:
+        last: dict[str, Any] = {}
+
         async def idle() -> dict[str, Any] | None:
             s = await self.status()
+            last.update(s)
             return s if s.get("state") == "idle" else None
 
-        s = await self.wait_for("the machine never became idle behind /api/status", idle, 180)
+        try:
+            s = await self.wait_for("the machine never became idle behind /api/status", idle, 180)
+        except CheckFailed as err:
+            # The machine service reports why it cannot reach its controller in its status.
+            said = f"{last.get('message') or ''} {last.get('fault') or ''}".strip()
+            raise CheckFailed(
+                f"the machine never became idle (state {last.get('state')!r}); the gateway says: "
+                f"{said or 'nothing'}{' <- DENIED' if DENIAL.search(said) else ''}\n{err}"
+            ) from err
         self.passed(
-            f"/api/status answers through 127.0.0.1:{self.port}: machine {s.get('machine_id', '?')} "
-            f"idle, controller connected ({s.get('firmware') or s.get('controller') or 'ok'})"
+            f"/api/status answers through 127.0.0.1:{self.port}: "
+            f"machine {s.get('machine_id', '?')} idle, "
+            f"controller connected ({s.get('firmware') or 'ok'})"
         )
 
     async def badge_in(self) -> None:
@@ -264,7 +281,12 @@ class BootCheck:
 
         async def finished() -> dict[str, Any] | None:
             job = (await self.api("GET", "/api/jobs")).json().get("current") or {}
-            if job.get("file") == name and job.get("state") in ("completed", "failed", "cancelled", "estop"):
+            if job.get("file") == name and job.get("state") in (
+                "completed",
+                "failed",
+                "cancelled",
+                "estop",
+            ):
                 return dict(job)
             return None
 
@@ -282,7 +304,9 @@ class BootCheck:
         async def off() -> bool:
             return await self.relay() == "0"
 
-        await self.wait_for("the relay pin stayed on after SIGKILL (ExecStopPost relay-off)", off, 60)
+        await self.wait_for(
+            "the relay pin stayed on after SIGKILL (ExecStopPost relay-off)", off, 60
+        )
         self.passed(f"SIGKILL: relay pin {RELAY} off (ExecStopPost=gateway relay-off)")
 
         async def restarted() -> dict[str, str] | None:
@@ -292,8 +316,10 @@ class BootCheck:
             return None
 
         u = await self.wait_for("gateway.service did not restart after SIGKILL", restarted, 180)
-        self.passed(f"restarted after SIGKILL: NRestarts {before['NRestarts']} -> {u['NRestarts']}, "
-                    f"MainPID {before['MainPID']} -> {u['MainPID']}")
+        self.passed(
+            f"restarted after SIGKILL: NRestarts {before['NRestarts']} -> {u['NRestarts']}, "
+            f"MainPID {before['MainPID']} -> {u['MainPID']}"
+        )
 
     async def stop(self) -> None:
         u = await self.unit("TimeoutStopUSec")
@@ -308,11 +334,16 @@ class BootCheck:
         props = dict(line.split("=", 1) for line in rest if "=" in line)
         took = end - start
         if took >= limit or props.get("Result") != "success":
-            raise CheckFailed(f"systemctl stop took {took:.1f} s (TimeoutStopSec {limit:.0f} s), "
-                              f"Result={props.get('Result')}")
+            raise CheckFailed(
+                f"systemctl stop took {took:.1f} s (TimeoutStopSec {limit:.0f} s), "
+                f"Result={props.get('Result')}"
+            )
         if await self.relay() not in ("0", ""):
             raise CheckFailed("the relay pin is on after systemctl stop")
-        self.passed(f"systemctl stop in {took:.1f} s (TimeoutStopSec {limit:.0f} s), Result=success, relay off")
+        self.passed(
+            f"systemctl stop in {took:.1f} s (TimeoutStopSec {limit:.0f} s), "
+            "Result=success, relay off"
+        )
 
     async def journal_clean(self, phase: str) -> None:
         _, out = await self.agent.sh("journalctl -b --no-pager -o short-monotonic -q", timeout=120)
@@ -320,12 +351,14 @@ class BootCheck:
         _, gw = await self.agent.sh("journalctl -b -u gateway --no-pager -o cat -q", timeout=120)
         errors = [line for line in gw.splitlines() if " ERROR " in line or "Traceback" in line]
         if denied or errors:
-            raise CheckFailed(f"the boot's journal ({phase}) has denials or errors:\n  "
-                              + "\n  ".join((denied + errors)[:30]))
+            raise CheckFailed(
+                f"the boot's journal ({phase}) has denials or errors:\n  "
+                + "\n  ".join((denied + errors)[:30])
+            )
         self.passed(f"journal ({phase}): no denied syscall or device, no ERROR from the gateway")
 
     async def serial_phase(self, controller: SocketController) -> None:
-        config = (await self.agent.ok("cat /etc/gateway/gateway.toml"))
+        config = await self.agent.ok("cat /etc/gateway/gateway.toml")
         config = config.replace("[simulation]\nenabled = true", "[simulation]\nenabled = false")
         config = config.replace("[serial]\n", '[serial]\nport = "/dev/ttyAMA0"\n', 1)
         # Badges are simulation-mode only (/api/sim/badge); the relay was checked above.
@@ -334,7 +367,8 @@ class BootCheck:
             raise CheckFailed("the test config has no [serial]/[simulation] section to switch")
         blob = base64.b64encode(config.encode()).decode()
         await self.agent.ok(
-            f"echo {blob} | base64 -d > /etc/gateway/gateway.toml && systemctl start gateway.service",
+            f"echo {blob} | base64 -d > /etc/gateway/gateway.toml"
+            " && systemctl start gateway.service",
             timeout=240,
         )
         info = await self.agent.ok("stat -c '%G %a %t' /dev/ttyAMA0")
@@ -343,10 +377,14 @@ class BootCheck:
         await self.serves()
         job = await self.run_job("serial.gcode")
         if controller.bytes_from_host - seen < len(JOB):
-            raise CheckFailed(f"the host's simulated Marlin got only {controller.bytes_from_host - seen} "
-                              f"bytes of a {len(JOB)}-byte job over ttyAMA0")
-        self.passed(f"ttyAMA0 (group/mode/major {info.strip()}): the host's simulated Marlin ran "
-                    f"{job['lines_done']} lines, {controller.bytes_from_host - seen} bytes over the UART")
+            raise CheckFailed(
+                f"the host's simulated Marlin got only {controller.bytes_from_host - seen} "
+                f"bytes of a {len(JOB)}-byte job over ttyAMA0"
+            )
+        self.passed(
+            f"ttyAMA0 (group/mode/major {info.strip()}): the host's simulated Marlin ran "
+            f"{job['lines_done']} lines, {controller.bytes_from_host - seen} bytes over the UART"
+        )
 
     async def device_policy_enforced(self) -> None:
         """The checks above mean something only if the kernel enforces the device policy."""
@@ -357,12 +395,19 @@ class BootCheck:
         )
         if rc == 0 or "Operation not permitted" not in out:
             raise CheckFailed(f"DevicePolicy=closed did not refuse /dev/ttyAMA0 (exit {rc}): {out}")
-        self.passed("DevicePolicy=closed is enforced: a unit without DeviceAllow gets "
-                    f"'{out.strip().splitlines()[-1]}'")
+        self.passed(
+            "DevicePolicy=closed is enforced: a unit without DeviceAllow gets "
+            f"'{out.strip().splitlines()[-1]}'"
+        )
 
     async def run(self) -> int:
-        log = open(self.work / "qemu.log", "w")
-        qemu = subprocess.Popen(self.qemu_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        with open(self.work / "qemu.log", "w") as log:  # noqa: ASYNC230 (once, before any task)
+            qemu = subprocess.Popen(  # noqa: ASYNC220 (the guest runs beside the event loop)
+                self.qemu_argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+            return await self.check(qemu)
+
+    async def check(self, qemu: subprocess.Popen[bytes]) -> int:
         try:
             deadline = time.monotonic() + 30
             while not (self.work / "uart.sock").exists() or not (self.work / "agent.sock").exists():
@@ -380,7 +425,9 @@ class BootCheck:
                 await self.serves()
                 await self.badge_in()
                 job = await self.run_job("boot.gcode")
-                self.passed(f"a job ran: {job['lines_done']}/{job['lines_total']} lines, {job['state']}")
+                self.passed(
+                    f"a job ran: {job['lines_done']}/{job['lines_total']} lines, {job['state']}"
+                )
                 await self.sigkill()
                 await self.serves()
                 await self.stop()
@@ -399,7 +446,6 @@ class BootCheck:
             if qemu.poll() is None:
                 qemu.kill()
             qemu.wait()
-            log.close()
         self.say("all boot checks passed")
         return 0
 
