@@ -7,8 +7,8 @@ GPIO) with MQTT telemetry to its own Mosquitto on a loopback port.  For the run'
 duration (one "simulated hour"):
 
 * a badge session every few seconds: Ada badges in, a 300-line job runs to the
-  end, Ada badges out; every third round a badge that is refused (Ned is not
-  inducted; more would trip the reader's "too many attempts" limit);
+  end, Ada badges out; every fifth round a badge that is refused (Ned is not
+  inducted; 5 refusals a minute trip the reader's "too many attempts" limit);
 * the simulated controller corrupts 1 % of lines (``simulation.error_rate``),
   which the streamer must recover by resends;
 * the broker is restarted every few minutes;
@@ -192,7 +192,7 @@ class Tally:
     job_errors: list[str] = field(default_factory=list)
     relay_unattended: float = 0.0
     samples: list[tuple[float, int, int, int, int]] = field(default_factory=list)  # t, run, ...
-    disk_full_errors: list[str] = field(default_factory=list)
+    episodes: list[str] = field(default_factory=list)
 
 
 def write_config(state: Path, broker_port: int, error_rate: float) -> Path:
@@ -231,6 +231,8 @@ class Soak:
         self.daemon: Daemon | None = None
         self.member_present = False
         self.member_left_at = 0.0
+        self.disk_full = False
+        self.started = time.monotonic()
 
     def mount_state(self) -> None:
         self.state.mkdir(parents=True)
@@ -294,7 +296,7 @@ class Soak:
         self.member_present = False
         await self.api("POST", "/api/badge-out")
         await self.wait(lambda: self._powered(False), 20)
-        if n % 3 == 0:
+        if n % 5 == 0:
             # Not every round: denied_rate_limit refusals in a window lock the reader
             # ("too many attempts") by design, which would refuse Ada too.
             r = await self.api("POST", "/api/sim/badge", json={"uid": NED, "reader": "sim"})
@@ -310,14 +312,22 @@ class Soak:
     async def watch_relay(self) -> None:
         """Relay on while no member is at the machine, sampled every 50 ms, beyond a
         0.5 s switching latency after the member left (badge-out)."""
+        episode: list[float] = []
         while True:
             level = read_level(self.state / "gpio", RELAY_PIN)
-            if (
-                level == 1
-                and not self.member_present
-                and time.monotonic() - self.member_left_at > 0.5
-            ):
+            now = time.monotonic()
+            if level == 1 and not self.member_present and now - self.member_left_at > 0.5:
                 self.tally.relay_unattended += 0.05
+                if not episode:
+                    episode[:] = [now, float(self.disk_full)]
+            elif episode:
+                self.tally.episodes.append(
+                    f"relay on without a member for {now - episode[0]:.1f} s from "
+                    f"t={episode[0] - self.started:.0f} s"
+                    + (" (the state disk was full: the simulated GPIO's level file could"
+                       " not be rewritten)" if episode[1] or self.disk_full else "")
+                )
+                episode.clear()
             await asyncio.sleep(0.05)
 
     async def sample(self) -> None:
@@ -362,9 +372,11 @@ class Soak:
             return
         filler = self.state / "filler"
         free = shutil.disk_usage(self.state).free
+        self.disk_full = True
         await asyncio.to_thread(filler.write_bytes, b"\0" * max(0, free - 200_000))
         await asyncio.sleep(20)
         filler.unlink()
+        self.disk_full = False
 
     async def main(self) -> None:
         self.mount_state()
@@ -436,6 +448,8 @@ class Soak:
         print(f"  MQTT events at the subscriber : {distinct} distinct, {dups} duplicates, "
               f"{gaps} gaps   (target 0 gaps; duplicates are allowed by QoS 1)")
         print(f"  relay on with no member       : {t.relay_unattended:.2f} s   (target 0)")
+        for episode in t.episodes[:10]:
+            print(f"    ! {episode}")
         print(f"  peak RSS                      : {peak:.1f} MB")
         print(f"  RSS growth per simulated hour : {growth:.2f} MB "
               f"(run {longest[0][1]}, {steady[0][2] / 1024:.1f} -> {steady[-1][2] / 1024:.1f} MB)"
