@@ -271,11 +271,14 @@ class Soak:
         if not await self.wait(lambda: self._idle(), 60):
             self.tally.job_errors.append(f"session {n}: machine not idle")
             return
+        # Ada is at the machine from the moment she holds up her badge.
+        self.member_present = True
         await self.api("POST", "/api/sim/badge", json={"uid": ADA, "reader": "sim"})
         if not await self.wait(lambda: self._powered(True), 20):
             self.tally.job_errors.append(f"session {n}: Ada's badge did not power the machine")
+            self.member_left_at = time.monotonic()
+            self.member_present = False
             return
-        self.member_present = True
         self.tally.sessions += 1
         r = await self.api("POST", "/api/jobs", json={"file": "soak.gcode"})
         if r.status_code == 201:
