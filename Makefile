@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite uses: a real MQTT broker, a real browser, ffmpeg
-# for timelapse videos, and the tools of the offline arm64 image check.
+# for timelapse videos, and the tools of the offline arm64 image check and the
+# boot test (kmod: depmod for the arm64 kernel; dosfstools, mtools: the boot partition).
 TEST_APT := mosquitto mosquitto-clients chromium ffmpeg qemu-system-arm e2fsprogs cpio \
-            mmdebstrap qemu-user-static binfmt-support arch-test systemd
+            mmdebstrap qemu-user-static binfmt-support arch-test systemd \
+            kmod dosfstools mtools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint types pytest bench apt-test image clean

@@ -7,26 +7,35 @@ command router.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gateway
 from gateway.access.service import AccessService
+from gateway.access.store import AccessStore
 from gateway.bus import EventBus
 from gateway.camera.service import CameraService
 from gateway.commands import CommandRouter
 from gateway.config import GatewayConfig
+from gateway.ledger import store as ledger_store
 from gateway.ledger.service import LedgerService
+from gateway.machine import checkpoint, records
 from gateway.machine.service import MachineService
 from gateway.machine.sim.service import SimulatorService
 from gateway.metering.service import MeteringService
 from gateway.ops.notify import Notifier, SystemdService
+from gateway.slicer import records as slicer_records
 from gateway.slicer.advertise import Advertiser, should_advertise
 from gateway.slicer.service import SlicerService
+from gateway.store import prepare, schema_step
 from gateway.supervisor import Supervisor
+from gateway.telemetry.outbox import Outbox
 from gateway.telemetry.service import TelemetryService
+from gateway.web import auth
 from gateway.web.server import WebService
 
 log = logging.getLogger(__name__)
@@ -163,8 +172,45 @@ def build(config: GatewayConfig) -> Gateway:
     return gw
 
 
+def prepare_database(config: GatewayConfig) -> None:
+    """Create every capability's tables in the shared file, one after another.
+
+    Runs before the supervisor starts any service, so no two services ever
+    change the schema at once (SQLite answers that race with an immediate
+    "database is locked").  Each step is the capability's own idempotent
+    schema code; the services still run it again, then as a no-op.
+    """
+    steps: list[Callable[[Path], object]] = [
+        schema_step(records.ensure_schema),
+        schema_step(auth.ensure_schema),
+        schema_step(lambda db: checkpoint.ensure_schema(db.conn)),
+    ]
+    if config.slicer.enabled:
+        steps.append(schema_step(slicer_records.ensure_schema))
+    if config.metering.enabled and config.ledger.enabled:
+        steps.append(schema_step(lambda db: db.conn.executescript(ledger_store.SCHEMA)))
+    if config.access.enabled:
+        steps.append(lambda path: AccessStore.open(path, config.machine.id).close())
+    if config.telemetry.enabled:
+        telemetry = config.telemetry
+        steps.append(
+            lambda path: Outbox(
+                path,
+                max_events=telemetry.outbox_max_events,
+                max_age=telemetry.outbox_max_age.total_seconds(),
+            ).close()
+        )
+    prepare(config.storage.database, steps)
+
+
 async def run(config: GatewayConfig, *, announce: Callable[[Gateway], None] | None = None) -> None:
     """Run until SIGTERM/SIGINT; ``announce`` is called once every service has started."""
+    try:
+        await asyncio.to_thread(prepare_database, config)
+    except Exception as err:
+        # The services open the file themselves and report (and retry) what is wrong;
+        # the relay and the web UI do not wait on the database being right.
+        log.warning("could not prepare the database before start-up: %s", err)
     gw = build(config)
     await gw.supervisor.run_until_signalled(
         on_started=None if announce is None else lambda: announce(gw)

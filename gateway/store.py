@@ -9,9 +9,11 @@ card and the connection is never used from two threads at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
@@ -20,6 +22,12 @@ import sqlite_utils
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+#: Schema creation is retried while another process (a CLI command, a backup)
+#: holds the file, for at most this long in total.
+SCHEMA_RETRY_SECONDS = 30.0
 
 
 #: Held while a connection is opened and the file switched to WAL.  A new file
@@ -83,3 +91,67 @@ class Store:
     def close(self) -> None:
         self._executor.submit(self.db.conn.close).result()
         self._executor.shutdown(wait=True)
+
+
+class StoreError(Exception):
+    """The shared database file cannot be prepared."""
+
+
+def _is_busy(err: BaseException | None) -> bool:
+    """True if ``err`` or its cause is SQLite's "database is locked" (a capability's
+    own error wraps the sqlite3 one)."""
+    while err is not None:
+        if isinstance(err, sqlite3.OperationalError):
+            text = str(err).lower()
+            return "database is locked" in text or "database is busy" in text
+        err = err.__cause__
+    return False
+
+
+def prepare(
+    path: Path,
+    steps: Sequence[Callable[[Path], object]],
+    *,
+    retry_for: float = SCHEMA_RETRY_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Create every capability's tables, one step after another, before any service starts.
+
+    Services used to create their own tables as they started, concurrently, and
+    SQLite answers a schema change that races another connection's with an
+    immediate "database is locked" (the busy timeout does not cover it).  Here
+    the daemon runs each capability's idempotent schema step in turn; a busy
+    file (another process) is retried with a bounded wait, then reported.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+        deadline = time.monotonic() + retry_for
+        delay = 0.05
+        while True:
+            try:
+                step(path)
+                break
+            except Exception as err:
+                if not _is_busy(err):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(
+                        f"cannot prepare the database {path}: {err}; if another gateway "
+                        "command is running, wait for it to finish, then restart the gateway"
+                    ) from err
+                log.info("database %s is busy; retrying in %.2f s", path, delay)
+                sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+def schema_step(create: Callable[[sqlite_utils.Database], object]) -> Callable[[Path], None]:
+    """A :func:`prepare` step that runs ``create`` on its own connection to the file."""
+
+    def step(path: Path) -> None:
+        db = open_database(path)
+        try:
+            create(db)
+        finally:
+            db.conn.close()
+
+    return step

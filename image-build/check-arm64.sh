@@ -8,19 +8,29 @@
 # `gateway --version` runs, that the default config loads, and that
 # `systemd-analyze verify` accepts the installed units with nothing on stderr.
 #
+#   check-arm64.sh              build (or reuse) the root, install the wheel, check
+#   check-arm64.sh --root-only  build (or reuse) the root, install the wheel, print
+#                               the root's path as the last line (boot-test.sh uses it)
+#
 # Exit status: 0 passed, 1 failed, 77 skipped (this machine cannot run arm64
-# code or lacks root).  Cache: $GATEWAY_IMAGE_CACHE (default image-build/cache/):
-#   base-<key>/             the mmdebstrap root (by package list; ~2-3 min to build)
+# code or lacks root).  Cache: $GATEWAY_IMAGE_CACHE, default
+# /var/cache/gateway-image-build/ (outside the checkout, so every clone on this
+# machine, CI's included, reuses it):
+#   base-<key>/             the mmdebstrap root (by package list; ~3 min to build)
 #   wheels-aarch64-<key>/   dependency wheels for aarch64 (by the wheel's Requires-Dist)
 #   root-<key>-<key>/       the base with the release venv; reruns reinstall the wheel only
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(dirname "$HERE")
-CACHE=${GATEWAY_IMAGE_CACHE:-$HERE/cache}
+CACHE=${GATEWAY_IMAGE_CACHE:-/var/cache/gateway-image-build}
 PY=${PYTHON:-$PROJECT/.venv/bin/python}
 [ -x "$PY" ] || PY=python3
-INCLUDE=python3,python3-venv,python3-systemd,systemd
+# systemd-sysv, udev (device groups: dialout for ttyAMA0), kmod and dbus make the
+# root bootable as it is on a Pi; boot-test.sh boots this same root.
+INCLUDE=python3,python3-venv,python3-systemd,systemd,systemd-sysv,udev,kmod,dbus
+ROOT_ONLY=no
+[ "${1:-}" = --root-only ] && ROOT_ONLY=yes
 START=$(date +%s)
 
 skip() { echo "SKIP: $*" >&2; exit 77; }
@@ -76,18 +86,40 @@ fi
 cp "$DEPS"/*.whl "$wheel" "$WORK/release/"
 
 ROOT=$CACHE/root-$key-$depkey
+# What the wheel holds (not its zip bytes, which carry build times), with the
+# install script and units: a rerun on unchanged sources reinstalls nothing.
+content=$( { "$PY" - "$wheel" <<'PY'
+import hashlib, sys, zipfile
+h = hashlib.sha256()
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in sorted(z.namelist()):
+        h.update(name.encode() + b"\0" + z.read(name))
+print(h.hexdigest())
+PY
+cat "$HERE/install-gateway.sh" "$HERE"/files/* "$PROJECT"/systemd/*; } | sha256sum | cut -c1-16)
 force=--force
 if [ ! -d "$ROOT" ]; then
     step "preparing the root from the cached base"
     rm -rf "$ROOT.part"
     cp -a "$BASE" "$ROOT.part"
     "$HERE/install-gateway.sh" "$ROOT.part" "$WORK/release"
+    echo "$content" > "$ROOT.part/.gateway-installed"
     mv "$ROOT.part" "$ROOT"
     force=""
 fi
-if [ -n "$force" ]; then
+if [ -n "$force" ] && [ "$(cat "$ROOT/.gateway-installed" 2>/dev/null)" = "$content" ]; then
+    step "$version with these sources is already installed in the cached root"
+elif [ -n "$force" ]; then
     step "installing $version into the cached root"
+    rm -f "$ROOT/.gateway-installed"
     "$HERE/install-gateway.sh" "$ROOT" "$WORK/release" --force
+    echo "$content" > "$ROOT/.gateway-installed"
+fi
+
+if [ "$ROOT_ONLY" = yes ]; then
+    step "root ready"
+    echo "$ROOT"
+    exit 0
 fi
 
 failed=0

@@ -1,7 +1,7 @@
 """The offline check of the Raspberry Pi install (image-build/check-arm64.sh): an
 arm64 Debian bookworm root with the gateway installed as the image installs it,
 run under qemu-user emulation.  First run about 4 minutes (mmdebstrap), then
-about 25 seconds from the cache in image-build/cache/."""
+about 25 seconds from the cache in /var/cache/gateway-image-build/."""
 
 from __future__ import annotations
 

@@ -31,6 +31,18 @@ class SimulatedFirmware(ABC):
         #: Real-time bytes received (GRBL ``?``, ``!``, ``~``, 0x18, overrides).
         self.realtime: list[int] = []
 
+    def forget_history(self, keep: int) -> None:
+        """Keep only the last ``keep`` entries of each recorded history.
+
+        Tests read the whole history; a simulator that runs for days inside the
+        daemon (simulation mode) calls this so its memory stays flat.
+        """
+        for history in self._histories():
+            del history[: max(0, len(history) - keep)]
+
+    def _histories(self) -> list[list[str] | list[int]]:
+        return [self.executed, self.realtime]
+
     @abstractmethod
     def receive(self, data: bytes, now: float) -> None:
         """Bytes that reached the controller's UART at time ``now``."""

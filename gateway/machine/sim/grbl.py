@@ -223,6 +223,9 @@ class SimulatedGrbl(SimulatedFirmware):
 
     # -- SimulatedFirmware -----------------------------------------------------
 
+    def _histories(self) -> list[list[str] | list[int]]:
+        return [*super()._histories(), self.reports]
+
     def power_on(self, now: float) -> None:
         self._clock = now
         self._pos = self._gc_pos = (0.0, 0.0, 0.0)

@@ -17,6 +17,11 @@ from gateway.supervisor import Service
 
 log = logging.getLogger(__name__)
 
+#: The simulated controller's recorded history (lines executed, status reports,
+#: real-time bytes) is cut to this many entries every HISTORY_TRIM_SECONDS.
+HISTORY_KEEP = 1000
+HISTORY_TRIM_SECONDS = 10.0
+
 
 def make_firmware(firmware: str, *, time_scale: float = 0.0) -> SimulatedFirmware:
     if firmware == "grbl":
@@ -57,24 +62,32 @@ class SimulatorService(Service):
             log.info("simulated %s controller on %s", self.firmware, controller.path)
             self.ready.set()
             try:
-                if self.config.executed_log is not None:
-                    await self._record(fw, self.config.executed_log)
-                await asyncio.Event().wait()
+                async with asyncio.TaskGroup() as tasks:
+                    if self.config.executed_log is not None:
+                        tasks.create_task(self._record(fw, self.config.executed_log))
+                    tasks.create_task(self._trim(fw))
             finally:
                 self.controller = None
 
     @staticmethod
+    async def _trim(fw: SimulatedFirmware) -> None:
+        while True:
+            # The model records every line for tests; here it runs for days.
+            await asyncio.sleep(HISTORY_TRIM_SECONDS)
+            fw.forget_history(HISTORY_KEEP)
+
+    @staticmethod
     async def _record(fw: SimulatedFirmware, path: Path) -> None:
         """Append what the firmware executes to ``path``, a few times a second, so it
-        survives the daemon being killed (the tests' view of the machine from outside)."""
-        written = 0
+        survives the daemon being killed (the tests' view of the machine from outside).
+        What is written is taken out of the firmware's history, so trimming the history
+        never drops a line before it reached the file."""
         with path.open("a", encoding="latin-1") as fh:
             while True:
                 done = fw.executed
-                if len(done) < written:
-                    written = 0
-                if len(done) > written:
-                    fh.write("".join(line + "\n" for line in done[written:]))
+                count = len(done)
+                if count:
+                    fh.write("".join(line + "\n" for line in done[:count]))
                     fh.flush()
-                    written = len(done)
+                    del done[:count]
                 await asyncio.sleep(0.05)
