@@ -246,6 +246,7 @@ class MachineService(Service):
 
     async def _connection_loop(self) -> None:
         backoff = Backoff(initial=0.5, maximum=self.serial.reconnect_max_delay)
+        last_failure = ""  # logged once per kind, so the journal names a denied port
         while True:
             self.link = MachineState.CONNECTING
             self._mark_dirty()
@@ -266,10 +267,14 @@ class MachineService(Service):
                     ),
                 )
             except SerialPortError as err:
+                if str(err) != last_failure:
+                    last_failure = str(err)
+                    log.warning("%s", err)
                 self._connection_lost(str(err))
                 self.ready.set()
                 await asyncio.sleep(backoff.next_delay())
                 continue
+            last_failure = ""
             log.info("serial port %s open at %d baud", port, self.serial.baud)
             self._streamer = streamer
             self.ready.set()
