@@ -2,9 +2,10 @@
 
 An upload is streamed to a temporary file (stopping at the size limit), then
 validated and cleaned into a prepared copy that the streamer reads, and
-analysed (duration, filament) — in a worker thread, so the event loop stays
-free.  Only a file that passed all of that appears in the library; a rejected
-upload leaves nothing behind and changes nothing already there.
+analysed (duration, filament) — in a short-lived worker process, so the event
+loop and a running job's serial line stay free.  Only a file that passed all of
+that appears in the library; a rejected upload leaves nothing behind and changes
+nothing already there.
 
 Layout under ``root``: ``<name>`` (the original as uploaded),
 ``.prepared/<name>`` (cleaned lines), ``.meta/<name>.json`` (analysis).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -22,6 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +37,17 @@ SUFFIXES = (".gcode", ".gco", ".gc", ".g", ".nc", ".ngc", ".tap", ".cnc")
 MAX_NAME = 120
 #: Worker processes start fresh (a fork of the multi-threaded daemon is not safe).
 _SPAWN = multiprocessing.get_context("spawn")
+log = logging.getLogger(__name__)
+
+
+def _lower_priority() -> None:
+    """Run the worker at the lowest CPU priority, where the system allows it: the
+    service's system-call filter denies ``setpriority`` (``~@resources``), and a
+    worker at normal priority still keeps the event loop's GIL free."""
+    with contextlib.suppress(OSError):
+        os.nice(19)
+
+
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9._()+\- ]")
 
 
@@ -161,10 +175,15 @@ class FileLibrary:
             # leaves the loop (and the controller's serial line) alone.
             loop = asyncio.get_running_loop()
             pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=_SPAWN, initializer=os.nice, initargs=(19,)
+                max_workers=1, mp_context=_SPAWN, initializer=_lower_priority
             )
             try:
                 return await loop.run_in_executor(pool, self._install, safe, tmp, size)
+            except (BrokenProcessPool, OSError) as err:
+                # No worker process to be had (a sandbox, memory): check it here instead,
+                # slower for a running job but never a lost upload.
+                log.warning("no worker process to check %s (%s); checking in a thread", safe, err)
+                return await asyncio.to_thread(self._install, safe, tmp, size)
             finally:
                 pool.shutdown(wait=False)
         finally:
