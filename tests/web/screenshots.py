@@ -141,8 +141,21 @@ async def kiosk_states(gw: Any, browser: Any, shots: Shots, url: str) -> None:
     await held_job_states(gw, shots, url)
     await booking_states(gw, shots)
     await supervision_states(gw, shots)
+    await resume_states(gw, shots)
     await call("estop", origin="kiosk")
     await shots.take("kiosk-12-emergency-stop", "#locked-note", "emergency stop")
+
+
+def layered_job(layers: int = 12, per_layer: int = 8) -> bytes:
+    """A print with Cura's ``;LAYER:n`` marks, so an interrupted run can resume by layer."""
+    lines = ["G28", "G21", "G90", "M140 S60", "M104 S210", "M83", "M106 S200"]
+    for n in range(1, layers + 1):
+        lines += [f";LAYER:{n}", f"G1 Z{0.2 * n:.2f} F600"]
+        for i in range(per_layer):
+            x, y = 20 + (i * 13) % 60, 20 + (i * 7) % 50
+            lines.append(f"G1 X{x} Y{y} E0.08 F2400")
+    lines += ["M107", "M104 S0", "M140 S0"]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def printed_job(moves: int) -> bytes:
@@ -232,6 +245,30 @@ async def supervision_states(gw: Any, shots: Shots) -> None:
     await shots.take("kiosk-23-supervised", "#policy-note", "Supervised by Ada Lovelace")
     await call("present_badge", {"uid": kit.ADA})
     await shots.take("kiosk-24-supervisor-left", "#policy-note", "Ada Lovelace has left")
+    await call("badge_out", origin="kiosk")
+
+
+async def resume_states(gw: Any, shots: Shots) -> None:
+    """The controller resets mid-print (as a power blip does): Ada is offered a resume."""
+    call = gw.commands.call
+    for _, page in shots.pages:
+        await page.locator("#screen-locked").wait_for(timeout=20_000)
+    tower = Path(gw.config.storage.state_dir) / "tower.gcode"
+    tower.write_bytes(layered_job())
+    gw.machine.files.add_path(tower)
+    await call("present_badge", {"uid": kit.ADA})
+    first = shots.pages[0][1]
+    await first.locator("#files button", has_text="tower.gcode").click()
+    await first.click("#confirm-yes")
+    await wait_all(
+        shots, "() => parseInt(document.querySelector('#progress-pct').textContent) >= 40"
+    )
+    gw.simulator.power_cycle()
+    for _, page in shots.pages:
+        await page.locator("#screen-session").wait_for(timeout=60_000)
+    await call("badge_out", origin="kiosk")
+    await call("present_badge", {"uid": kit.ADA})
+    await shots.take("kiosk-25-resume-offer", "#resume-go", "Resume from layer")
     await call("badge_out", origin="kiosk")
 
 
