@@ -436,17 +436,21 @@ class Soak:
             await asyncio.sleep(max(0.0, started + every * (k + 1) + every / 4 - time.monotonic()))
             during_job = k % 2 == 0
             job_id = None
-            if during_job:
-                # Jobs take a second or two here: catch one running.
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    with contextlib.suppress(httpx.HTTPError, ValueError):
-                        status = await self.status()
-                        job = status.get("job") or {}
-                        if status.get("state") == "running" and job.get("lines_done", 0) > 10:
-                            job_id = job.get("id")
-                            break
-                    await asyncio.sleep(0.05)
+            # Jobs take a second or two here and follow each other closely: catch one
+            # running (past its first lines), or the idle moment between two.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    status = await self.status()
+                    job = status.get("job") or {}
+                    if not during_job and status.get("state") == "idle":
+                        break
+                    if during_job and status.get("state") == "running" and (
+                        job.get("state") == "running" and job.get("lines_done", 0) > 10
+                    ):
+                        job_id = job.get("id")
+                        break
+                await asyncio.sleep(0.05)
             if not await self.cable("unplug"):
                 continue
             self.tally.unplugs += 1
@@ -540,6 +544,9 @@ class Soak:
               f"({resends} resends after injected corruption)   (target all)")
         for err in t.job_errors[:10]:
             print(f"    ! {err}")
+        for job in [j for j in t.jobs if j.get("state") != "completed"][:10]:
+            print(f"    - job {job.get('id')} {job.get('state')} at line {job.get('lines_done')}"
+                  f"/{job.get('lines_total')}: {job.get('reason')}")
         runs, disorder = executed_runs(self.executed)
         whole = sum(1 for r in runs if r == JOB_LINES)
         print(f"  lines executed exactly once   : {sum(runs)} job lines in {len(runs)} runs "
