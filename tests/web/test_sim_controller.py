@@ -51,3 +51,5 @@ def test_only_simulation_mode_has_a_cable_to_pull(tmp_path: Path, kit: Any) -> N
     for simulation in (True, False):
         gw = build(kit.make_config(tmp_path / str(simulation), simulation=simulation))
         assert ("sim_controller" in gw.commands.names) is simulation
+        assert gw.web is not None
+        assert ("/api/sim/controller" in gw.web.app.openapi()["paths"]) is simulation
