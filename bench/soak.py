@@ -326,7 +326,8 @@ class Soak:
 
             async def finished() -> bool:
                 job = (await self.api("GET", "/api/jobs")).json()["current"] or {}
-                if job.get("id") == job_id and job.get("state") not in ("queued", "running"):
+                over = job.get("state") not in ("queued", "running", "finishing", "paused")
+                if job.get("id") == job_id and over:
                     self.tally.jobs.append(job)
                     return True
                 return False
