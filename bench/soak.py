@@ -325,7 +325,11 @@ class Soak:
             self.tally.jobs_started += 1
 
             async def finished() -> bool:
-                job = (await self.api("GET", "/api/jobs")).json()["current"] or {}
+                answer = (await self.api("GET", "/api/jobs")).json()
+                job = answer["current"] or {}
+                if job.get("id") != job_id:
+                    # A SIGKILL ends it without a word: the next daemon marks it failed.
+                    job = next((j for j in answer["jobs"] if j.get("id") == job_id), {})
                 over = job.get("state") not in ("queued", "running", "finishing", "paused")
                 if job.get("id") == job_id and over:
                     self.tally.jobs.append(job)
