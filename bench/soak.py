@@ -12,12 +12,17 @@ duration (one "simulated hour"):
 * the simulated controller corrupts 1 % of lines (``simulation.error_rate``),
   which the streamer must recover by resends;
 * the broker is restarted every few minutes;
+* the simulated controller's USB cable is pulled out and plugged back in a few
+  times (``POST /api/sim/controller``), every other time in the middle of a job;
 * the daemon is SIGKILLed and restarted twice (at 1/3 and 2/3 of the run);
 * the state directory (a small tmpfs when run as root) is filled to nearly
   full once, for 20 s, then freed.
 
 Checks printed at the end: sessions recorded vs performed, jobs completed with
-every line acknowledged (lines_done == lines_total), MQTT events received by an
+every line acknowledged (lines_done == lines_total), every job line executed
+exactly once and in order by the controller (its ``simulation.executed_log``
+read against the file: each line of the job carries its index in its feed
+rate), jobs cut by an unplug failed and offered for resume, MQTT events received by an
 independent persistent-session subscriber vs emitted (gaps in each run's
 sequence, duplicates), relay-on time with no member present beyond a 0.5 s
 switching latency (target 0), peak
@@ -57,7 +62,11 @@ from gateway.web import auth
 ROOT = Path(__file__).resolve().parents[1]
 ADA, NED = "04A1B2C3", "0E0F1011"
 RELAY_PIN = 17
-JOB = "".join(f"G1 X{i % 100} Y{(i * 7) % 100} F3000\n" for i in range(300))
+JOB_LINES = 300
+#: Each line names its index in its feed rate, so the controller's executed log
+#: tells which line of the file ran (and whether one ran twice).
+JOB = "".join(f"G1 X{i % 100} Y{(i * 7) % 100} F{3000 + i}\n" for i in range(JOB_LINES))
+MOVE = re.compile(r"G1 X\d+ Y\d+ F(\d+)$")
 
 
 def free_port() -> int:
@@ -193,14 +202,43 @@ class Tally:
     relay_unattended: float = 0.0
     samples: list[tuple[float, int, int, int, int]] = field(default_factory=list)  # t, run, ...
     episodes: list[str] = field(default_factory=list)
+    jobs_started: int = 0
+    unplugs: int = 0
+    unplugs_in_job: int = 0
+    cut_jobs: int = 0  # jobs failed by an unplug
+    cut_offered: int = 0  # ... and offered for resume right after
+    unplug_errors: list[str] = field(default_factory=list)
 
 
-def write_config(state: Path, broker_port: int, error_rate: float) -> Path:
+def executed_runs(log: Path) -> tuple[list[int], int]:
+    """The job lines in the controller's executed log, split into runs (one per job
+    that ran at least one line): each run's length, and the lines out of order
+    (repeated or skipped).  A run starts at the file's first line."""
+    runs: list[int] = []
+    disorder = 0
+    expected = -1
+    text = log.read_text(encoding="latin-1") if log.exists() else ""
+    for line in text.splitlines():
+        m = MOVE.match(line)
+        if m is None:
+            continue
+        index = int(m.group(1)) - 3000
+        if index == 0:
+            runs.append(1)
+        elif runs and index == expected:
+            runs[-1] += 1
+        else:
+            disorder += 1
+        expected = index + 1
+    return runs, disorder
+
+
+def write_config(state: Path, broker_port: int, error_rate: float, executed: Path) -> Path:
     text = (ROOT / "config" / "sim.toml").read_text()
     text = text.replace('state_dir = "../var/sim"', f'state_dir = "{state}"')
     text = text.replace("port = 8080", "port = 0")
     text = text.replace('gpio = "mock"', 'gpio = "sim-file"')
-    text = text.replace("time_scale = 1.0", "time_scale = 0.0")
+    text = text.replace("time_scale = 1.0", f'time_scale = 0.0\nexecuted_log = "{executed}"')
     text = text.replace("error_rate = 0.0", f"error_rate = {error_rate}")
     text = text.replace("grace_period = 10", "grace_period = 0")
     text = text.replace(
@@ -219,8 +257,9 @@ def write_config(state: Path, broker_port: int, error_rate: float) -> Path:
 
 
 class Soak:
-    def __init__(self, minutes: float, work: Path) -> None:
+    def __init__(self, minutes: float, work: Path, unplug_rounds: int = 4) -> None:
         self.seconds = minutes * 60
+        self.unplug_rounds = unplug_rounds
         self.work = work
         self.state = work / "state"
         self.tmpfs = False
@@ -283,16 +322,32 @@ class Soak:
         r = await self.api("POST", "/api/jobs", json={"file": "soak.gcode"})
         if r.status_code == 201:
             job_id = r.json().get("id")
+            self.tally.jobs_started += 1
 
             async def finished() -> bool:
-                job = (await self.api("GET", "/api/jobs")).json()["current"] or {}
-                if job.get("id") == job_id and job.get("state") not in ("queued", "running"):
+                answer = (await self.api("GET", "/api/jobs")).json()
+                job = answer["current"] or {}
+                if job.get("id") != job_id:
+                    # A SIGKILL ends it without a word: the next daemon marks it failed.
+                    job = next((j for j in answer["jobs"] if j.get("id") == job_id), {})
+                over = job.get("state") not in ("queued", "running", "finishing", "paused")
+                if job.get("id") == job_id and over:
                     self.tally.jobs.append(job)
                     return True
                 return False
 
             if not await self.wait(finished, 120):
                 self.tally.job_errors.append(f"session {n}: job {job_id} did not finish")
+            elif "serial connection lost" in (self.tally.jobs[-1].get("reason") or ""):
+                # Cut by an unplug: offered back to Ada while she is still badged in.
+                self.tally.cut_jobs += 1
+
+                async def offered() -> bool:
+                    offer = (await self.api("GET", "/api/jobs/interrupted")).json()
+                    return bool((offer.get("interrupted") or {}).get("job_id") == job_id)
+
+                if await self.wait(offered, 10):
+                    self.tally.cut_offered += 1
         else:
             self.tally.job_errors.append(f"session {n}: job refused {r.status_code} {r.text}")
         self.member_left_at = time.monotonic()
@@ -370,6 +425,48 @@ class Soak:
                 await self.fill_disk()
             await asyncio.sleep(0.5)
 
+    async def cable(self, action: str) -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            r = await self.api("POST", "/api/sim/controller", json={"action": action})
+            if r.status_code == 200:
+                return True
+            self.tally.unplug_errors.append(f"{action}: {r.status_code} {r.text}")
+        return False
+
+    async def unplugs(self, started: float, rounds: int) -> None:
+        """Pull the controller's cable out ``rounds`` times, evenly over the run (away
+        from the SIGKILLs), every other time while a job runs; plug it back after 3 s."""
+        every = self.seconds / (rounds + 1)
+        for k in range(rounds):
+            await asyncio.sleep(max(0.0, started + every * (k + 1) + every / 4 - time.monotonic()))
+            during_job = k % 2 == 0
+            job_id = None
+            # Jobs take a second or two here and follow each other closely: catch one
+            # running (past its first lines), or the idle moment between two.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    status = await self.status()
+                    job = status.get("job") or {}
+                    if not during_job and status.get("state") == "idle":
+                        break
+                    if during_job and status.get("state") == "running" and (
+                        job.get("state") == "running" and job.get("lines_done", 0) > 10
+                    ):
+                        job_id = job.get("id")
+                        break
+                await asyncio.sleep(0.05)
+            if not await self.cable("unplug"):
+                continue
+            self.tally.unplugs += 1
+            if job_id is not None:
+                self.tally.unplugs_in_job += 1
+            await asyncio.sleep(3)
+            if not await self.cable("plug"):
+                # Never leave the controller out: try again until the daemon answers.
+                while not await self.cable("plug"):
+                    await asyncio.sleep(1)
+
     async def fill_disk(self) -> None:
         if not self.tmpfs:
             return
@@ -385,7 +482,10 @@ class Soak:
         self.mount_state()
         try:
             self.broker.start()
-            self.cfg = write_config(self.state, self.broker.port, error_rate=0.01)
+            self.executed = self.work / "executed.log"  # off the state disk that fills up
+            self.cfg = write_config(
+                self.state, self.broker.port, error_rate=0.01, executed=self.executed
+            )
             # The daemon creates its tables on start; the token goes in before.
             from gateway.config import load_config
             from gateway.daemon import prepare_database
@@ -406,6 +506,7 @@ class Soak:
                     tg.create_task(self.watch_relay()),
                     tg.create_task(self.sample()),
                     tg.create_task(self.faults(started)),
+                    tg.create_task(self.unplugs(started, self.unplug_rounds)),
                 ]
                 n = 0
                 while time.monotonic() - started < self.seconds:
@@ -448,6 +549,20 @@ class Soak:
               f"({resends} resends after injected corruption)   (target all)")
         for err in t.job_errors[:10]:
             print(f"    ! {err}")
+        for job in [j for j in t.jobs if j.get("state") != "completed"][:10]:
+            print(f"    - job {job.get('id')} {job.get('state')} at line {job.get('lines_done')}"
+                  f"/{job.get('lines_total')}: {job.get('reason')}")
+        runs, disorder = executed_runs(self.executed)
+        whole = sum(1 for r in runs if r == JOB_LINES)
+        print(f"  lines executed exactly once   : {sum(runs)} job lines in {len(runs)} runs "
+              f"for {t.jobs_started} jobs started; {whole} whole runs for {len(completed)} "
+              f"completed jobs; {disorder} lines repeated or out of order   "
+              f"(target: whole == completed, runs <= started, 0 out of order)")
+        print(f"  controller unplugged          : {t.unplugs} times ({t.unplugs_in_job} during a "
+              f"job); {t.cut_jobs} jobs cut, {t.cut_offered} offered for resume   "
+              f"(target: every cut job offered)")
+        for err in t.unplug_errors[:10]:
+            print(f"    ! {err}")
         print(f"  MQTT events at the subscriber : {distinct} distinct, {dups} duplicates, "
               f"{gaps} gaps   (target 0 gaps; duplicates are allowed by QoS 1)")
         print(f"  relay on with no member       : {t.relay_unattended:.2f} s   (target 0)")
@@ -464,9 +579,12 @@ class Soak:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0, help="real minutes = 1 simulated hour")
+    p.add_argument(
+        "--unplugs", type=int, default=4, help="times the controller's cable is pulled (0: never)"
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="gateway-soak-") as tmp:
-        asyncio.run(Soak(args.minutes, Path(tmp)).main())
+        asyncio.run(Soak(args.minutes, Path(tmp), args.unplugs).main())
 
 
 if __name__ == "__main__":

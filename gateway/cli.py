@@ -333,6 +333,28 @@ def cmd_badge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_controller(args: argparse.Namespace) -> int:
+    """Unplug or plug back in a running gateway's simulated controller."""
+    import httpx
+
+    url = args.url.rstrip("/") + "/api/sim/controller"
+    try:
+        r = httpx.post(url, json={"action": args.cable}, timeout=10)
+    except httpx.HTTPError as err:
+        print(f"gateway controller: cannot reach {url}: {err}; is `make run` running?",
+              file=sys.stderr)
+        return 1
+    if r.status_code >= 400:
+        try:
+            message = r.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text
+        print(f"gateway controller: {message}", file=sys.stderr)
+        return 1
+    print(json.dumps(r.json()))
+    return 0
+
+
 # -- gateway fleet -----------------------------------------------------------------------
 
 
@@ -511,6 +533,13 @@ def build_parser() -> argparse.ArgumentParser:
     us.add_argument("--name", default="STICK")
     us.add_argument("--url", default="http://127.0.0.1:8080/")
     us.set_defaults(func=cmd_slicer)
+
+    sc = sub.add_parser(
+        "controller", help="unplug or plug back in the simulated controller (simulation)"
+    )
+    sc.add_argument("cable", choices=["plug", "unplug"])
+    sc.add_argument("--url", default="http://127.0.0.1:8080/")
+    sc.set_defaults(func=cmd_controller)
 
     b = sub.add_parser("badge", help="present a badge to a running gateway in simulation mode")
     b.add_argument("uid", help="card UID in hex, e.g. 04A1B2C3")

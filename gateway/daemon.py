@@ -73,7 +73,7 @@ def build(config: GatewayConfig) -> Gateway:
     port: Callable[[], str] | None = None
     dtr_reset: Callable[[], None] | None = None
     if config.simulation.enabled:
-        simulator = SimulatorService(config.machine.firmware, config.simulation)
+        simulator = SimulatorService(config.machine.firmware, config.simulation, commands)
         supervisor.add(simulator)
         port = simulator.port_path
         dtr_reset = simulator.power_cycle

@@ -24,6 +24,7 @@ from gateway.web import errors, kiosk
 from gateway.web.api import moonraker, octoprint, routers, slicer
 from gateway.web.api.access import sim_router
 from gateway.web.api.deps import AUTH_ERRORS
+from gateway.web.api.sim_controller import sim_controller_router
 from gateway.web.auth import Scope as TokenScope
 from gateway.web.context import WebContext
 from gateway.web.guard import allow
@@ -101,6 +102,7 @@ def create_app(gw: Gateway) -> FastAPI:
     if ctx.simulation:
         app.include_router(sim_router)
         app.include_router(slicer.sim_router)
+        app.include_router(sim_controller_router)
     if gw.camera is not None:
         from gateway.camera.routes import camera_router
 

@@ -55,16 +55,53 @@ class PtyController:
         return time.monotonic()
 
     async def __aenter__(self) -> PtyController:
+        self._open()
+        self.firmware.power_on(self._clock())
+        self._task = asyncio.create_task(self._pump(), name=f"sim:{self.firmware.name}")
+        return self
+
+    def _open(self) -> None:
         self._master, self._slave = os.openpty()
         # Raw mode: no echo, no line discipline, so 0x18, XON/XOFF and CR pass as bytes.
         tty.setraw(self._slave)
         os.set_blocking(self._master, False)
         self.path = os.ttyname(self._slave)
-        loop = asyncio.get_running_loop()
-        loop.add_reader(self._master, self._on_readable)
-        self.firmware.power_on(self._clock())
-        self._task = asyncio.create_task(self._pump(), name=f"sim:{self.firmware.name}")
-        return self
+        asyncio.get_running_loop().add_reader(self._master, self._on_readable)
+
+    def _close_pty(self) -> None:
+        if self._master >= 0:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._master)
+            loop.remove_writer(self._master)
+            os.close(self._master)
+            os.close(self._slave)
+            self._master = self._slave = -1
+
+    @property
+    def plugged(self) -> bool:
+        return self._master >= 0
+
+    def unplug(self) -> None:
+        """Pull the USB cable: the device node goes away, the host's open port reads
+        EIO, and bytes on the wire in either direction are lost.  The board keeps
+        running what it already accepted (it has its own supply)."""
+        if not self.plugged:
+            return
+        self._close_pty()
+        self.path = ""
+        self.to_controller.pending.clear()
+        self.to_host.pending.clear()
+        self._outbuf.clear()
+        self._wake.set()
+
+    def replug(self) -> None:
+        """Plug the cable back in: a new device node (Linux gives a pty the lowest
+        free number, so usually the same path) and the board resets, as it does
+        when the host opens its port and pulses DTR."""
+        if self.plugged:
+            return
+        self._open()
+        self.power_cycle()
 
     async def __aexit__(
         self,
@@ -78,13 +115,7 @@ class PtyController:
         if self._task is not None:
             await cancel_and_wait([self._task])
             self._task = None
-        if self._master >= 0:
-            loop = asyncio.get_running_loop()
-            loop.remove_reader(self._master)
-            loop.remove_writer(self._master)
-            os.close(self._master)
-            os.close(self._slave)
-            self._master = self._slave = -1
+        self._close_pty()
 
     def power_cycle(self) -> None:
         """Reset the firmware as if its board lost power (it prints its banner)."""
@@ -113,6 +144,9 @@ class PtyController:
         self._flush()
 
     def _flush(self) -> None:
+        if not self.plugged:
+            self._outbuf.clear()  # nobody at the other end of the cable
+            return
         loop = asyncio.get_running_loop()
         while self._outbuf:
             try:
@@ -133,7 +167,7 @@ class PtyController:
                 fw.receive(arrived, now)
             fw.tick(now)
             out = fw.output()
-            if out:
+            if out and self.plugged:
                 self.to_host.put(self.inject.reply_bytes(out), now)
             replies = self.to_host.take(now)
             if replies:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
+from gateway.commands import CommandError, CommandRequest, CommandRouter
 from gateway.config import SimulationConfig
 from gateway.machine.serial_port import SerialPortError
 from gateway.machine.sim.firmware import SimulatedFirmware
@@ -34,20 +36,50 @@ class SimulatorService(Service):
 
     name = "simulator"
 
-    def __init__(self, firmware: str, config: SimulationConfig) -> None:
+    def __init__(
+        self, firmware: str, config: SimulationConfig, commands: CommandRouter | None = None
+    ) -> None:
         super().__init__()
         self.firmware = firmware
         self.config = config
         self.controller: PtyController | None = None
+        if commands is not None:
+            commands.register("sim_controller", self._cmd_controller)
 
     @property
     def path(self) -> str:
         return self.port_path()
 
     def port_path(self) -> str:
-        if self.controller is None or not self.controller.path:
+        if self.controller is None:
             raise SerialPortError("the simulated controller is not running")
+        if not self.controller.plugged:
+            raise SerialPortError(
+                "the simulated controller is unplugged; plug it back in with "
+                "`gateway controller plug`"
+            )
         return self.controller.path
+
+    async def _cmd_controller(self, req: CommandRequest) -> dict[str, Any]:
+        """``{"action": "unplug" | "plug"}``: pull or put back the simulated
+        controller's USB cable (the pty goes away and comes back)."""
+        action = req.args.get("action")
+        if action not in ("plug", "unplug"):
+            raise CommandError("bad_action", "action must be 'plug' or 'unplug'")
+        controller = self.controller
+        if controller is None:
+            raise CommandError(
+                "not_running", "the simulated controller is not running; try again in a moment"
+            )
+        if action == "unplug":
+            if controller.plugged:
+                log.warning("simulated controller unplugged from %s", controller.path)
+            controller.unplug()
+        else:
+            if not controller.plugged:
+                controller.replug()
+                log.warning("simulated controller plugged back in on %s", controller.path)
+        return {"plugged": controller.plugged, "path": controller.path}
 
     def power_cycle(self) -> None:
         """Reset the simulated board, as DTR does when a real port is reopened."""
