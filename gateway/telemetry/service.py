@@ -42,6 +42,7 @@ from gateway.backoff import Backoff
 from gateway.bus import Event, EventBus, Subscription
 from gateway.commands import CommandError, CommandRouter
 from gateway.machine.events import JobFinished, JobProgress, MachineStatus
+from gateway.mqtt import BrokerSettingsError, tls_context
 from gateway.supervisor import Service
 from gateway.telemetry import payloads, system
 from gateway.telemetry.config import TelemetryConfig
@@ -96,20 +97,10 @@ def _payload_bytes(payload: Any) -> bytes:
 
 
 def _tls_context(config: TelemetryConfig) -> ssl.SSLContext | None:
-    if not config.tls:
-        return None
     try:
-        context = ssl.create_default_context(
-            cafile=str(config.ca_file) if config.ca_file is not None else None
-        )
-        if config.cert_file is not None:
-            context.load_cert_chain(config.cert_file, config.key_file)
-    except (OSError, ssl.SSLError) as err:
-        raise TelemetryError(
-            f"cannot load the TLS files for the MQTT broker: {err}; "
-            "check telemetry.ca_file, cert_file and key_file"
-        ) from err
-    return context
+        return tls_context(config)
+    except BrokerSettingsError as err:
+        raise TelemetryError(str(err)) from err
 
 
 #: CONNACK codes meaning "who are you?" (MQTT 3.1.1 codes 4, 5; MQTT 5 codes 134, 135).
