@@ -252,6 +252,7 @@ class MarlinProtocol(ControllerProtocol):
         self._system: deque[_Line] = deque()  # handshake and poll lines, sent first
         self._job_lines = 0
         self._acked = 0
+        self._unreported = 0  # job lines acknowledged by fast_ok, not yet in a LinesAcked
         self._resends = 0
         self._errors = 0
         self._reset_link(0.0)
@@ -263,6 +264,8 @@ class MarlinProtocol(ControllerProtocol):
 
     def receive(self, data: bytes, now: float) -> list[ProtocolEvent]:
         events, self._events = self._events, []
+        if self._unreported:
+            self._report_fast(events)
         buf = self._rx
         buf += data
         end = buf.rfind(b"\n")
@@ -279,6 +282,8 @@ class MarlinProtocol(ControllerProtocol):
 
     def tick(self, now: float) -> list[ProtocolEvent]:
         events, self._events = self._events, []
+        if self._unreported:
+            self._report_fast(events)
         state = self._state
         if state is _State.NEW or state is _State.HALTED:
             return events
@@ -312,6 +317,73 @@ class MarlinProtocol(ControllerProtocol):
             self._next_poll = now + self._interval
             self._queue_poll()
         return events
+
+    def fast_ok(self, now: float) -> bytes | None:
+        """The common case of one-per-``ok`` streaming, in one step: a bare ``ok``
+        (the whole of what was read) acknowledges the one job line in flight, and
+        the next queued job line goes out.  Returns what to write, or ``None`` when
+        anything else is going on (handshake, recovery, ADVANCED_OK, a command, an
+        empty queue): then :meth:`receive` must be given the same bytes.
+
+        Same bookkeeping as :meth:`receive` then :meth:`data_to_send` take for
+        that reply, without their general dispatch; its :class:`LinesAcked` is
+        reported, summed, with the next events.  On a Pi the wake-up per line
+        costs more than the protocol, so a line should cost as little as can be.
+        """
+        if (
+            self._state is not _State.READY
+            or self._advanced
+            or self._rx
+            or self._events
+            or self._system
+            or self._after_line_error
+            or self._after_unknown
+            or self._recover_n >= 0
+            or self._probe_n >= 0
+            or self._resend_due >= 0.0
+            or self._paired_resend >= 0
+            or len(self._in_flight) != 1
+            or not self._pending
+        ):
+            return None
+        done = self._in_flight[0]
+        n = self._next_n
+        nxt = self._pending[0]
+        if (
+            done.kind is not _Kind.JOB
+            or nxt.kind is not _Kind.JOB
+            or done.n != n - 1
+            or self._send_n != n
+            or self._acked_n != n - 2
+        ):
+            return None
+        gap = now - self._last_progress
+        if gap >= 0.3:
+            return None  # a long move answered: the general path weighs it for probe timing
+        self._timing.replied(gap, False)
+        done.done = True
+        self._acked_n = n - 1
+        self._acked += 1
+        self._unreported += 1
+        self._pending.popleft()
+        cached = self._head_wire
+        if cached is not None and cached[0] is nxt and cached[1] == n:
+            wire = cached[2]
+        else:
+            wire = format_line(n, nxt.text)
+        nxt.n, nxt.wire = n, wire
+        history = self._history
+        history[n] = nxt
+        history.pop(n - self._history_size, None)
+        self._next_n = self._send_n = n + 1
+        self._in_flight = [nxt]
+        self._flight_bytes = len(wire)
+        self._last_progress = now
+        return wire
+
+    def _report_fast(self, events: list[ProtocolEvent]) -> None:
+        events.insert(0, LinesAcked(self._unreported, self._acked))
+        self._unreported = 0
 
     def data_to_send(self, now: float) -> bytes:
         self._fill(now)

@@ -1,4 +1,4 @@
-"""The serial edge: find the controller's port and open it with pyserial-asyncio-fast.
+"""The serial edge: find the controller's port and open it with pyserial.
 
 A port is configured by path (``/dev/ttyACM0``) or by a glob
 (``/dev/serial/by-id/usb-Prusa*``), which survives re-plugging into another
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import Protocol, TypeVar
 
 import serial
-import serial_asyncio_fast
 
 from gateway.machine.errors import MachineError
 from gateway.ports import match_port
@@ -39,29 +38,51 @@ def resolve_port(spec: str) -> str:
     return matches[0]
 
 
-P = TypeVar("P", bound=asyncio.Protocol)
+class SerialUser(Protocol):
+    """What :func:`open_port` hands the opened port to (the streamer)."""
+
+    def attach(self, port: serial.Serial) -> None: ...
 
 
-async def open_port(spec: str, baud: int, protocol_factory: Callable[[], P]) -> P:
-    """Open the port at ``baud`` 8N1 with no flow control, served by a new protocol."""
+U = TypeVar("U", bound=SerialUser)
+
+
+def _open(path: str, baud: int) -> serial.Serial:
+    # Non-blocking (timeout=0): the streamer's own thread waits on the descriptor.
+    return serial.serial_for_url(
+        path,
+        baudrate=baud,
+        bytesize=8,
+        parity="N",
+        stopbits=1,
+        xonxoff=False,
+        rtscts=False,
+        dsrdtr=False,
+        timeout=0,
+        write_timeout=0,
+    )
+
+
+async def open_port(spec: str, baud: int, user_factory: Callable[[], U]) -> U:
+    """Open the port at ``baud`` 8N1 with no flow control and hand it to a new user.
+
+    pyserial opens and configures the device (termios, exclusive access); the
+    streamer then reads and writes its descriptor directly (see
+    :mod:`gateway.machine.streamer` for why).
+    """
     path = resolve_port(spec)
     try:
-        _, protocol = await serial_asyncio_fast.create_serial_connection(
-            asyncio.get_running_loop(),
-            protocol_factory,
-            url=path,
-            baudrate=baud,
-            bytesize=8,
-            parity="N",
-            stopbits=1,
-            xonxoff=False,
-            rtscts=False,
-            dsrdtr=False,
-        )
+        port = await asyncio.to_thread(_open, path, baud)
     except (serial.SerialException, OSError) as err:
         raise SerialPortError(
             f"could not open serial port {path}: {err}; check the cable, that no other program "
             "(OctoPrint, a slicer) holds the port, and that the gateway user is in the dialout "
             "group (`ls -l /dev/serial/by-id/`)"
         ) from err
-    return cast(P, protocol)
+    try:
+        user = user_factory()
+        user.attach(port)
+    except BaseException:
+        port.close()
+        raise
+    return user

@@ -43,6 +43,7 @@ from gateway.machine.progress import ProgressClock, TimeProfile, profile_lines
 from gateway.machine.protocol import (
     Alarm,
     CommunicationTimeout,
+    ControllerProtocol,
     ControllerReady,
     FirmwareError,
     FirmwareMessage,
@@ -638,10 +639,8 @@ class MachineService(Service):
         streamer = self._require_connected()
         job.apply(JobAction.PAUSE, now=time.time(), mono=time.monotonic())
         streamer.paused = True
-        core = streamer.core
-        if isinstance(core, GrblProtocol):
-            core.feed_hold()
-            streamer.pump()
+        if isinstance(streamer.core, GrblProtocol):
+            streamer.control(_feed_hold)
         self.bus.publish(ev.JobPaused(job_id=job.id))
         self._persist.put_nowait(job)
         self._mark_dirty()
@@ -652,9 +651,8 @@ class MachineService(Service):
         streamer = self._require_connected()
         job.apply(JobAction.RESUME, now=time.time(), mono=time.monotonic())
         streamer.paused = False
-        core = streamer.core
-        if isinstance(core, GrblProtocol):
-            core.cycle_start()
+        if isinstance(streamer.core, GrblProtocol):
+            streamer.control(_cycle_start)
         streamer.pump()
         self.bus.publish(ev.JobResumed(job_id=job.id))
         self._mark_dirty()
@@ -673,15 +671,12 @@ class MachineService(Service):
         self._finish(action, reason)
         if streamer is None:
             return
-        core = streamer.core
-        if isinstance(core, GrblProtocol):
+        if isinstance(streamer.core, GrblProtocol):
             # Stop motion at once: hold, then a soft reset flushes GRBL's planner
             # (after the hold has stopped the axes, so no ALARM 3).
-            core.feed_hold()
-            streamer.pump()
+            streamer.control(_feed_hold)
             await self._wait_grbl_held(2.0)
-            core.emergency_stop()
-            streamer.pump()
+            streamer.control(lambda core: core.emergency_stop())
         else:
             streamer.send_command("M410")  # quickstop: flush Marlin's planner
         script = self.jobs_cfg.cancel_gcode
@@ -808,3 +803,13 @@ class MachineService(Service):
             return fn().as_dict(time.monotonic())
         except JobStateError as err:
             raise CommandError("bad_state", str(err)) from err
+
+
+def _feed_hold(core: ControllerProtocol) -> None:
+    if isinstance(core, GrblProtocol):
+        core.feed_hold()
+
+
+def _cycle_start(core: ControllerProtocol) -> None:
+    if isinstance(core, GrblProtocol):
+        core.cycle_start()
