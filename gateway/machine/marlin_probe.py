@@ -2,10 +2,10 @@
 
 :class:`~gateway.machine.marlin.MarlinProtocol` probes with a numbered
 ``N<next> M105`` when lines are in flight and nothing comes back; the probe is
-safe whatever happened (see its module docstring), so the only question is
-when.  A fixed 10 s stalls a print for 10 s on every lost ``ok``; too short a
-wait only costs a spare ``M105``.  :class:`ProbeTiming` learns the answer from
-the link itself:
+safe whatever happened (see :mod:`gateway.machine.marlin_recovery`), so the
+only question is when.  A fixed 10 s stalls a print for 10 s on every lost
+``ok``; too short a wait only costs a spare ``M105``.  :class:`ProbeTiming`
+learns the answer from the link itself:
 
 * three times the longest of the last 32 gaps between replies, plus 0.2 s,
   and at least 0.4 s; while the last ``ok N P B`` said ``P0`` (planner full,

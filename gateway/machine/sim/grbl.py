@@ -24,6 +24,9 @@ Modelled on gnea/grbl 1.1 (``serial.c``, ``protocol.c``, ``gcode.c``,
   (``alarm_on_boot``, as with homing lock) with ``[MSG:'$H'|'$X' to unlock]``;
   ``$$ $# $G $I $N $C $X $H $J= $SLP $RST= $x=``.
 
+The G-code rules it applies (modal groups, number reading, pre-parser, arcs)
+are in :mod:`gateway.machine.sim.grbl_gcode`.
+
 Every line answered ``ok`` (G-code and ``$`` commands) is recorded in
 :attr:`executed`, every status report in :attr:`reports`.  Not modelled:
 probing, safety door, spindle-stop and coolant toggles, jog cancel (0x85),
@@ -39,6 +42,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from gateway.machine.sim.firmware import SimulatedFirmware
+from gateway.machine.sim.grbl_gcode import (
+    AXES,
+    G_GROUPS,
+    M_GROUPS,
+    VALUE_LETTERS,
+    arc_length,
+    preparse,
+    read_number,
+)
 
 _SETTINGS: dict[int, float] = {
     0: 10, 1: 25, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 10: 1, 11: 0.010, 12: 0.002, 13: 0,
@@ -47,18 +59,6 @@ _SETTINGS: dict[int, float] = {
     120: 10.0, 121: 10.0, 122: 10.0, 130: 200.0, 131: 200.0, 132: 200.0,
 }  # fmt: skip
 _INT_SETTINGS = frozenset({0, 1, 2, 3, 4, 5, 6, 10, 13, 20, 21, 22, 23, 26, 30, 31, 32})
-# (number, mantissa) -> modal group, as gcode.c sorts G words.
-_G_GROUPS: dict[tuple[int, int], int] = {
-    (4, 0): 0, (10, 0): 0, (28, 0): 0, (30, 0): 0, (28, 10): 0, (30, 10): 0, (53, 0): 0,
-    (92, 0): 0, (92, 10): 0, (0, 0): 1, (1, 0): 1, (2, 0): 1, (3, 0): 1, (80, 0): 1,
-    (17, 0): 2, (18, 0): 2, (19, 0): 2, (90, 0): 3, (91, 0): 3, (91, 10): 4, (93, 0): 5,
-    (94, 0): 5, (20, 0): 6, (21, 0): 6, (40, 0): 7, (49, 0): 8, (61, 0): 13,
-    **{(n, 0): 12 for n in range(54, 60)},
-}  # fmt: skip
-_M_GROUPS = {0: 4, 1: 4, 2: 4, 30: 4, 3: 7, 4: 7, 5: 7, 8: 8, 9: 8}
-_VALUE_LETTERS = frozenset("FIJKLNPRSTXYZ")
-_AXES = "XYZ"
-_PLANES = {17: (0, 1, 2), 18: (2, 0, 1), 19: (1, 2, 0)}
 _HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
 
 
@@ -119,42 +119,6 @@ class _Modal:
 
 def _override(value: int, step: int) -> int:
     return 100 if step == 0 else min(200, max(10, value + (0, 10, -10, 1, -1)[step]))
-
-
-def _read_number(line: str, i: int) -> tuple[float, int] | None:
-    """GRBL's read_float: sign, digits and one '.', no exponent (nuts_bolts.c)."""
-    j, n, digits, dot = i, len(line), 0, False
-    if j < n and line[j] in "+-":
-        j += 1
-    while j < n:
-        c = line[j]
-        if c.isdigit():
-            digits += 1
-        elif c == "." and not dot:
-            dot = True
-        else:
-            break
-        j += 1
-    return (float(line[i:j]), j) if digits else None
-
-
-def _preparse(raw: bytes, limit: int) -> tuple[str, bool]:
-    """protocol.c: drop blanks, '/' and comments, upper-case; True if the line overflowed."""
-    out: list[str] = []
-    comment = ""
-    for c in raw:
-        if comment:
-            if c == 0x29 and comment == "(":
-                comment = ""
-        elif c <= 0x20 or c == 0x2F:
-            continue
-        elif c in (0x28, 0x3B):
-            comment = chr(c)
-        elif len(out) >= limit - 1:
-            return "", True
-        else:
-            out.append(chr(c).upper() if 0x61 <= c <= 0x7A else chr(c))
-    return "".join(out), False
 
 
 class SimulatedGrbl(SimulatedFirmware):
@@ -324,7 +288,7 @@ class SimulatedGrbl(SimulatedFirmware):
         self._silent = True
         for line in self.startup_lines:
             if line:
-                code = self._gcode(_preparse(line.encode(), self.line_buffer_size)[0], now, line)
+                code = self._gcode(preparse(line.encode(), self.line_buffer_size)[0], now, line)
                 self._say(f">{line}:ok" if not code else f">{line}:error:{code}")
         self._silent = False
 
@@ -403,7 +367,7 @@ class SimulatedGrbl(SimulatedFirmware):
 
     def _line(self, raw: bytes, now: float) -> None:
         text = raw.decode("latin-1")
-        line, overflow = _preparse(raw, self.line_buffer_size)
+        line, overflow = preparse(raw, self.line_buffer_size)
         code: int | None
         if overflow:
             code = 11
@@ -580,7 +544,7 @@ class SimulatedGrbl(SimulatedFirmware):
         elif line.startswith("$N"):
             if state is not MachineState.IDLE:
                 return 8
-            number = _read_number(line, 2)
+            number = read_number(line, 2)
             if number is None or line[number[1] : number[1] + 1] != "=" or number[0] not in (0, 1):
                 return 3
             self.startup_lines[int(number[0])] = line[number[1] + 1 :]
@@ -589,12 +553,12 @@ class SimulatedGrbl(SimulatedFirmware):
         return 0
 
     def _store_setting(self, line: str) -> int:
-        parameter = _read_number(line, 1)
+        parameter = read_number(line, 1)
         if parameter is None:
             return 2
         if line[parameter[1] : parameter[1] + 1] != "=":
             return 3
-        value = _read_number(line, parameter[1] + 1)
+        value = read_number(line, parameter[1] + 1)
         if value is None:
             return 2
         key = parameter[0]
@@ -629,7 +593,7 @@ class SimulatedGrbl(SimulatedFirmware):
             letter = line[i]
             if not "A" <= letter <= "Z":
                 return 1
-            number = _read_number(line, i + 1)
+            number = read_number(line, i + 1)
             if number is None:
                 return 2
             value, i = number
@@ -639,11 +603,11 @@ class SimulatedGrbl(SimulatedFirmware):
                 if letter == "M":
                     if mantissa:
                         return 23
-                    group = _M_GROUPS.get(whole)
-                elif (whole, mantissa) in _G_GROUPS:
-                    group = _G_GROUPS[(whole, mantissa)]
+                    group = M_GROUPS.get(whole)
+                elif (whole, mantissa) in G_GROUPS:
+                    group = G_GROUPS[(whole, mantissa)]
                 else:
-                    return 23 if any(w == whole for w, _ in _G_GROUPS) else 20
+                    return 23 if any(w == whole for w, _ in G_GROUPS) else 20
                 if group is None or (jog and (letter == "M" or whole not in (20, 21, 53, 90, 91))):
                     return 16 if jog else 20
                 if letter == "G" and mantissa == 0 and whole in (0, 1, 2, 3, 10, 28, 30, 92):
@@ -654,7 +618,7 @@ class SimulatedGrbl(SimulatedFirmware):
                     return 21
                 groups[(letter, group)] = whole * 100 + mantissa
             else:
-                if letter not in _VALUE_LETTERS or (jog and letter not in "XYZFN"):
+                if letter not in VALUE_LETTERS or (jog and letter not in "XYZFN"):
                     return 16 if jog else 20
                 if letter in values:
                     return 25
@@ -678,7 +642,7 @@ class SimulatedGrbl(SimulatedFirmware):
         g = {group: code for (letter, group), code in groups.items() if letter == "G"}
         mc = {group: code for (letter, group), code in groups.items() if letter == "M"}
         non_modal = g.get(0)
-        axes = [a for a in _AXES if a in values]
+        axes = [a for a in AXES if a in values]
         if axes and not axis_command:
             axis_command = "motion"
         if values.get("N", 0) > 9_999_999:
@@ -692,7 +656,7 @@ class SimulatedGrbl(SimulatedFirmware):
         feed = values["F"] * scale if "F" in values else (0.0 if inverse or jog else m.feed)
         unused = set(values) - {"N", "F", "S", "T"}
         if axis_command:
-            unused -= set(_AXES)
+            unused -= set(AXES)
         if non_modal == 400:
             if "P" not in values:
                 return 28
@@ -722,7 +686,7 @@ class SimulatedGrbl(SimulatedFirmware):
             (base[k] + values[a] * scale if incremental else values[a] * scale + wco[k])
             if a in values
             else base[k]
-            for k, a in enumerate(_AXES)
+            for k, a in enumerate(AXES)
         )
         length = math.dist(base, end)
         plane = g[2] // 100 if 2 in g else m.plane
@@ -732,7 +696,7 @@ class SimulatedGrbl(SimulatedFirmware):
             if feed <= 0:
                 return 16 if jog else 22
             if motion in (2, 3):
-                arc = _arc(base, end, values, scale, plane, motion)
+                arc = arc_length(base, end, values, scale, plane, motion)
                 if isinstance(arc, int):
                     return arc
                 length = arc
@@ -753,12 +717,12 @@ class SimulatedGrbl(SimulatedFirmware):
         targets: list[tuple[float, ...]] = []
         if non_modal == 1000:
             slot = int(values["P"]) - 1 if values["P"] else m.coord
-            for k, axis in enumerate(_AXES):
+            for k, axis in enumerate(AXES):
                 if axis in values:
                     v = values[axis] * scale
                     self._wcs[slot][k] = v if values["L"] == 2 else base[k] - v - self._g92[k]
         elif non_modal == 9200:
-            for k, axis in enumerate(_AXES):
+            for k, axis in enumerate(AXES):
                 if axis in values:
                     self._g92[k] = base[k] - self._wcs[m.coord][k] - values[axis] * scale
         elif non_modal == 9210:
@@ -793,39 +757,3 @@ class SimulatedGrbl(SimulatedFirmware):
         self._pending = pending
         self._continue(pending, now)  # answers now if the planner has room
         return None
-
-
-def _arc(
-    start: tuple[float, ...],
-    end: tuple[float, ...],
-    values: dict[str, float],
-    scale: float,
-    plane: int,
-    motion: int,
-) -> float | int:
-    """Length of a G2/G3 arc, or GRBL's error code for an impossible one (gcode.c)."""
-    a0, a1, linear = _PLANES[plane]
-    if _AXES[a0] not in values and _AXES[a1] not in values:
-        return 26
-    dx, dy = end[a0] - start[a0], end[a1] - start[a1]
-    height = end[linear] - start[linear]
-    if "R" in values:
-        r = abs(values["R"] * scale)
-        chord = math.hypot(dx, dy)
-        if chord == 0 or chord > 2 * r + 1e-6:
-            return 33
-        angle = 2 * math.asin(min(1.0, chord / (2 * r)))
-        return math.hypot((2 * math.pi - angle if values["R"] < 0 else angle) * r, height)
-    names = ("IJK"[a0], "IJK"[a1])
-    if names[0] not in values and names[1] not in values:
-        return 35
-    ci, cj = values.get(names[0], 0.0) * scale, values.get(names[1], 0.0) * scale
-    r0, r1 = math.hypot(ci, cj), math.hypot(dx - ci, dy - cj)
-    if abs(r0 - r1) > 0.005 and (abs(r0 - r1) > 0.5 or abs(r0 - r1) > 0.001 * r0):
-        return 33
-    sweep = math.atan2(dy - cj, dx - ci) - math.atan2(-cj, -ci)
-    if motion == 2 and sweep >= 0:
-        sweep -= 2 * math.pi
-    elif motion == 3 and sweep <= 0:
-        sweep += 2 * math.pi
-    return math.hypot(abs(sweep) * r0, height)
