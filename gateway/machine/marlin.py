@@ -240,7 +240,7 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
         costs more than the protocol, so a line should cost as little as can be.
         """
         if (
-            self._state is not _State.READY
+            self._state is not State.READY
             or self._advanced
             or self._rx
             or self._events
@@ -259,8 +259,8 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
         n = self._next_n
         nxt = self._pending[0]
         if (
-            done.kind is not _Kind.JOB
-            or nxt.kind is not _Kind.JOB
+            done.kind is not Kind.JOB
+            or nxt.kind is not Kind.JOB
             or done.n != n - 1
             or self._send_n != n
             or self._acked_n != n - 2

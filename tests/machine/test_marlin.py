@@ -664,8 +664,14 @@ def test_unnumbered_ok_with_advanced_ok_is_reported() -> None:
 # -- streaming through the simulated board -------------------------------------------
 
 
-def stream(core: MarlinProtocol, fw: SimulatedMarlin, lines: list[str], faults: Faults) -> None:
-    result = Link(core, fw, faults=faults).run(lines, max_seconds=600)
+def stream(
+    core: MarlinProtocol,
+    fw: SimulatedMarlin,
+    lines: list[str],
+    faults: Faults,
+    fast: bool = False,
+) -> None:
+    result = Link(core, fw, faults=faults, fast=fast).run(lines, max_seconds=600)
     assert result.completed, (faults, fw.executed[-5:])
     assert [x for x in fw.executed if x.startswith("G1")] == lines
     assert fw.overflows == 0
@@ -679,6 +685,7 @@ def stream(core: MarlinProtocol, fw: SimulatedMarlin, lines: list[str], faults: 
     garble=st.floats(0, 0.1),
     seed=st.integers(0, 2**32 - 1),
     advanced=st.booleans(),
+    fast=st.booleans(),
 )
 def test_job_runs_exactly_once_in_order_under_faults(
     points: list[tuple[int, int]],
@@ -687,6 +694,7 @@ def test_job_runs_exactly_once_in_order_under_faults(
     garble: float,
     seed: int,
     advanced: bool,
+    fast: bool,
 ) -> None:
     lines = [
         f"G1 X{x / 1000:.3f} Y{y / 1000:.3f} E{i / 100:.2f}" for i, (x, y) in enumerate(points)
@@ -694,7 +702,11 @@ def test_job_runs_exactly_once_in_order_under_faults(
     core = MarlinProtocol(response_timeout=0.5)
     fw = SimulatedMarlin(advanced_ok=advanced)
     stream(
-        core, fw, lines, Faults(corrupt=corrupt, drop_reply=drop, garble_reply=garble, seed=seed)
+        core,
+        fw,
+        lines,
+        Faults(corrupt=corrupt, drop_reply=drop, garble_reply=garble, seed=seed),
+        fast,
     )
 
 
@@ -708,6 +720,7 @@ def test_job_runs_exactly_once_in_order_under_faults(
     seed=st.integers(0, 2**32 - 1),
     advanced=st.booleans(),
     last_line=st.booleans(),
+    fast=st.booleans(),
 )
 def test_exactly_once_with_lost_oks_resends_and_resent_lines(
     count: int,
@@ -718,6 +731,7 @@ def test_exactly_once_with_lost_oks_resends_and_resent_lines(
     seed: int,
     advanced: bool,
     last_line: bool,
+    fast: bool,
 ) -> None:
     """The faults that used to cost a full response timeout each: with the 10 s
     default, every line still runs once, in order, and no wait reaches it."""
@@ -733,7 +747,7 @@ def test_exactly_once_with_lost_oks_resends_and_resent_lines(
     core = MarlinProtocol(response_timeout=10.0)
     fw = SimulatedMarlin(advanced_ok=advanced, error_last_line=last_line)
     lines = job(count, seed % 1000)
-    result = Link(core, fw, faults=faults).run(lines, max_seconds=600)
+    result = Link(core, fw, faults=faults, fast=fast).run(lines, max_seconds=600)
     assert result.completed
     assert [x for x in fw.executed if x.startswith("G1")] == lines
     assert fw.overflows == 0
@@ -781,3 +795,75 @@ def test_advanced_ok_keeps_the_wire_busy() -> None:
     plain = utilisation(False)
     assert busy >= 0.95, busy
     assert plain < 0.8, plain
+
+
+# -- the one-per-ok fast path ----------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    script=st.lists(
+        st.sampled_from(["line", "command", "ok", "ok", "ok", "temperature", "tick"]),
+        max_size=80,
+    ),
+    gaps=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=20),
+)
+def test_fast_ok_does_what_receive_and_data_to_send_do(
+    script: list[str], gaps: list[float]
+) -> None:
+    """Two cores, one answered through ``fast_ok`` whenever it applies, the other
+    always through ``receive``: same bytes on the wire, same lines acknowledged,
+    same commands answered, after any mix of job lines, console commands, oks,
+    temperature replies and ticks."""
+    cores = [ready_core(advanced=False), ready_core(advanced=False)]
+    wires: list[list[bytes]] = [[], []]
+    events: list[list[ProtocolEvent]] = [[], []]
+    now = 1.0
+    fast_used = 0
+    for step, action in enumerate(script):
+        now += gaps[step % len(gaps)]
+        for i, core in enumerate(cores):
+            match action:
+                case "line":
+                    core.send_line(f"G1 X{step} Y{step % 7}")
+                case "command":
+                    core.send_command("M114")
+                case "ok":
+                    wire = core.fast_ok(now) if i == 0 else None
+                    if wire is None:
+                        events[i] += core.receive(b"ok\n", now)
+                        wire = core.data_to_send(now)
+                    else:
+                        fast_used += 1
+                    wires[i].append(wire)
+                    continue
+                case "temperature":
+                    events[i] += core.receive(b"ok T:200.0 /200.0 B:60.0 /60.0\n", now)
+                case "tick":
+                    events[i] += core.tick(now)
+            wires[i].append(core.data_to_send(now))
+    for i, core in enumerate(cores):
+        events[i] += core.tick(now)
+    assert wires[0] == wires[1]
+    assert acked(events[0]) == acked(events[1]) == cores[0].acked == cores[1].acked
+    assert of(events[0], CommandDone) == of(events[1], CommandDone)
+    assert [type(e) for e in events[0] if not isinstance(e, LinesAcked)] == [
+        type(e) for e in events[1] if not isinstance(e, LinesAcked)
+    ]
+    assert cores[0].queued == cores[1].queued and cores[0].in_flight == cores[1].in_flight
+    if script.count("line") > script.count("ok") > 1 and "command" not in script:
+        assert fast_used  # the common case does take the fast path
+
+
+def test_fast_ok_steps_aside_when_anything_else_is_going_on() -> None:
+    core = ready_core(advanced=True)
+    core.send_line("G1 X1")
+    core.data_to_send(1.0)
+    assert core.fast_ok(1.1) is None  # ADVANCED_OK: acknowledgements carry numbers
+    core = ready_core(advanced=False)
+    assert core.fast_ok(1.0) is None  # nothing in flight
+    core.send_line("G1 X1")
+    core.send_line("G1 X2")
+    core.data_to_send(1.0)
+    core.receive(b"Resend: 3\n", 1.05)
+    assert core.fast_ok(1.1) is None  # a recovery is under way

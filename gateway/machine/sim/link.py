@@ -207,8 +207,12 @@ class Link:
         faults: Faults | None = None,
         latency: float = 0.001,
         tick: float = 0.001,
+        fast: bool = False,
     ) -> None:
         self.core = core
+        # As the streamer does: hold a reply until its newline, and let a lone
+        # ``ok`` go through the core's one-per-ok fast path when it has one.
+        self.fast = fast
         self.firmware = firmware
         self.faults = faults or Faults()
         self.inject = FaultInjector(self.faults, firmware.integrity_checked)
@@ -223,6 +227,7 @@ class Link:
         """Stream ``lines`` as a job until the core is idle or time runs out."""
         source = iter(lines)
         exhausted = False
+        held = b""
         events: list[ProtocolEvent] = []
         core, fw = self.core, self.firmware
         fw.power_on(self.now)
@@ -242,8 +247,17 @@ class Link:
             fw.tick(now)
             self.to_host.put(self.inject.reply_bytes(fw.output()), now + self.latency)
             replies = self.to_host.take(now)
+            if self.fast:
+                replies, held = held + replies, b""
+                if replies and not replies.endswith(b"\n") and len(replies) < 4096:
+                    replies, held = b"", replies
             if replies:
-                events.extend(core.receive(replies, now))
+                fast_ok = getattr(core, "fast_ok", None) if self.fast else None
+                wire = fast_ok(now) if fast_ok is not None and replies == b"ok\n" else None
+                if wire is not None:
+                    self.to_controller.put(self.inject.host_bytes(wire), now)
+                else:
+                    events.extend(core.receive(replies, now))
             events.extend(core.tick(now))
             if exhausted and core.ready and core.idle() and not self.to_controller.pending:
                 return LinkResult(True, now, self.to_controller.sent, events)
