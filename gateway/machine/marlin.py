@@ -50,7 +50,9 @@ Known limits of Marlin itself
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from itertools import islice
 
 from gateway.machine.marlin_handshake import Handshake
 from gateway.machine.marlin_lines import Kind, Line, State
@@ -91,6 +93,8 @@ __all__ = [
 ]
 
 _WANT_DEPTH = 32  # job lines the core keeps queued ahead of the window
+_AHEAD = 8  # lines fast_ok frames at once
+_OK_NPB = re.compile(rb"ok N(\d+) P(\d+) B(\d+)\r?")  # as Marlin prints it, nothing else
 _MAX_SLOTS = 64
 _MAX_PARTIAL = 4096  # bytes without a newline before they are reported as garbage
 _NUMBER_MARGIN = 1000  # line numbers a queued line may move by before it is sent
@@ -165,6 +169,7 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
         self._job_lines = 0
         self._acked = 0
         self._unreported = 0  # job lines acknowledged by fast_ok, not yet in a LinesAcked
+        self._ahead: dict[int, tuple[Line, bytes]] = {}  # fast_ok's lines framed in advance
         self._resends = 0
         self._errors = 0
         self._reset_link(0.0)
@@ -188,8 +193,13 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
             return events
         chunk = bytes(buf[:end])
         del buf[: end + 1]
+        npb = _OK_NPB.fullmatch
         for raw in chunk.split(b"\n"):
-            self._handle(raw, now, events)
+            m = npb(raw)
+            if m is None:
+                self._handle(raw, now, events)
+            else:
+                self._on_npb(int(m[1]), int(m[2]), int(m[3]), now, events)
         return events
 
     def tick(self, now: float) -> list[ProtocolEvent]:
@@ -274,12 +284,20 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
         self._acked_n = n - 1
         self._acked += 1
         self._unreported += 1
-        self._pending.popleft()
-        cached = self._head_wire
-        if cached is not None and cached[0] is nxt and cached[1] == n:
-            wire = cached[2]
+        ahead = self._ahead.pop(n, None)
+        if ahead is not None and ahead[0] is nxt:
+            wire = ahead[1]
         else:
-            wire = format_line(n, nxt.text)
+            # Number and frame the next few queued lines at once, as they will go
+            # if nothing comes between (a command or probe would take a number:
+            # then the line found here differs and is framed again).
+            ahead_n = n
+            self._ahead = ahead_map = {}
+            for line in islice(self._pending, _AHEAD):
+                ahead_map[ahead_n] = (line, format_line(ahead_n, line.text))
+                ahead_n += 1
+            wire = ahead_map.pop(n)[1]
+        self._pending.popleft()
         nxt.n, nxt.wire = n, wire
         history = self._history
         history[n] = nxt
@@ -656,6 +674,27 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
             return
         if n < self._next_n:
             self._proven_n = max(self._proven_n, n)
+            self._confirm(n, now, events)
+
+    def _on_npb(self, n: int, p: int, b: int, now: float, events: list[ProtocolEvent]) -> None:
+        """``ok N<n> P<p> B<b>``, ADVANCED_OK's acknowledgement and nearly every reply
+        of a job, read by one pattern in :meth:`receive`: what :meth:`_handle` and
+        :meth:`_on_ok` do for it, without their general dispatch."""
+        self._after_line_error = False
+        self._paired_resend = -1
+        self._after_unknown = False
+        if self._state is State.NEW or self._state is State.HALTED:
+            return
+        self._advanced = True
+        self._timing.planner_full = p == 0
+        self._planner_free = p
+        if p > self._planner_size:
+            self._planner_size = p
+        if b + 1 > self._slots:
+            self._slots = min(b + 1, _MAX_SLOTS)
+        if n < self._next_n:
+            if n > self._proven_n:
+                self._proven_n = n
             self._confirm(n, now, events)
 
     def _on_temperature_ok(self, body: str, now: float, events: list[ProtocolEvent]) -> None:

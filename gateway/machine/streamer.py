@@ -373,31 +373,35 @@ class Streamer:
         tick = self._tick_interval
         next_tick = clock() + tick
         fast = core.fast_ok if isinstance(core, MarlinProtocol) else None
-        since_pump = 0
         partial = b""
         # The descriptor wakes this thread only once a whole short reply (``ok``)
         # is in; the tail of a longer one is waited for this long at most.
         partial_wait = max(0.002, 4 * self._byte_time)
         _wake_on_reply(fd)
         try:
+            carried = b""  # read by the fast lane, not for it
             while not self._stopping:
-                now = clock()
-                timeout = next_tick - now
-                if self._pending and not self._delivery_due:
-                    timeout = min(timeout, self._last_delivery + self._flush_interval - now)
-                if partial:
-                    timeout = min(timeout, partial_wait)
-                ready = poller.poll(math.ceil(max(0.0, timeout) * 1000))
-                if self._stopping:
-                    return
-                timed_out = not ready
-                readable = timed_out  # then take what is there: fewer than VMIN bytes
+                if carried:
+                    ready, carried, data = [], b"", carried
+                    timed_out = readable = False
+                else:
+                    now = clock()
+                    timeout = next_tick - now
+                    if self._pending and not self._delivery_due:
+                        timeout = min(timeout, self._last_delivery + self._flush_interval - now)
+                    if partial:
+                        timeout = min(timeout, partial_wait)
+                    ready = poller.poll(math.ceil(max(0.0, timeout) * 1000))
+                    if self._stopping:
+                        return
+                    timed_out = not ready
+                    readable = timed_out  # then take what is there: fewer than VMIN bytes
+                    data = b""
                 for which, _ in ready:
                     if which == fd:
                         readable = True
                     else:
                         os.read(wake, 64)
-                data = b""
                 if readable:
                     try:
                         data = os.read(fd, 4096)
@@ -420,38 +424,80 @@ class Streamer:
                     partial, data = data, b""
                 now = clock()
                 delay = 0.0
+                fast_lane = False
                 with lock:
                     if data == b"ok\n" and fast is not None and now < next_tick:
                         wire = fast(now)
                         if wire is not None:
-                            # One line answered, the next one out (fast_ok): the
-                            # queue is topped up from the file every few lines.
                             self._write(wire)
-                            since_pump += 1
-                            if since_pump >= _FAST_REFILL:
-                                since_pump = 0
-                                self._pump(now)
-                                self._schedule_delivery(now)
-                            continue
-                    since_pump = 0
-                    if data:
-                        self._handle(core.receive(data, now))
-                        self._pump(now)
-                    if now >= next_tick:
-                        self._handle(core.tick(now))
-                        self._pump(now)
-                        next_tick = now + tick
-                    self._schedule_delivery(now)
-                    if data and self._coalesce > 0 and core.in_flight > 1:
-                        delay = self._coalesce
-                        pending = core.bytes_in_flight
-                        if self._byte_time and pending:
-                            drain = 0.5 * pending * self._byte_time
-                            delay = min(self._coalesce_max, max(delay, drain))
+                            fast_lane = True
+                    if not fast_lane:
+                        if data:
+                            self._handle(core.receive(data, now))
+                            self._pump(now)
+                        if now >= next_tick:
+                            self._handle(core.tick(now))
+                            self._pump(now)
+                            next_tick = now + tick
+                        self._schedule_delivery(now)
+                        if data and self._coalesce > 0 and core.in_flight > 1:
+                            delay = self._coalesce
+                            pending = core.bytes_in_flight
+                            if self._byte_time and pending:
+                                drain = 0.5 * pending * self._byte_time
+                                delay = min(self._coalesce_max, max(delay, drain))
                 if delay:
                     nap.poll(math.ceil(delay * 1000))
+                if fast_lane and fast is not None:
+                    carried = self._fast_lane(fd, poller.poll, fast, next_tick)
         except BaseException as err:  # a bug must not leave the port half-driven
             self._fail(err)
+
+    def _fast_lane(
+        self,
+        fd: int,
+        poll: Callable[[float], list[tuple[int, int]]],
+        fast: Callable[[float], bytes | None],
+        next_tick: float,
+    ) -> bytes:
+        """One-per-``ok`` streaming at its cheapest: while the board says nothing
+        but ``ok``, answer each with the next line (:meth:`MarlinProtocol.fast_ok`),
+        topping the core's queue up every few lines.  Returns the first read that
+        is something else, or ``b""`` when a tick is due or the thread is woken:
+        the general loop takes over."""
+        clock, lock, read, write = self._clock, self._lock, os.read, os.write
+        ok = b"ok\n"
+        count = 0
+        while True:
+            wait = (next_tick - clock()) * 1000.0
+            if wait <= 0.0:
+                return b""
+            ready = poll(wait)
+            if len(ready) != 1 or ready[0][0] != fd:
+                return b""
+            try:
+                data = read(fd, 4096)
+            except BlockingIOError:
+                continue
+            if data != ok:
+                return data
+            with lock:
+                now = clock()
+                wire = fast(now)
+                if wire is None:
+                    return data
+                try:
+                    n = write(fd, wire)
+                except OSError:
+                    n = 0
+                self.bytes_written += n
+                if n != len(wire):
+                    self._write(wire[n:])
+                count += 1
+                if count == _FAST_REFILL:
+                    count = 0
+                    self._pump(now)
+                    self._schedule_delivery(now)
 
     async def run(self) -> None:
         """Handshake, then serve until the port closes (raises SerialPortError)."""

@@ -9,11 +9,15 @@ line ran exactly once, in order, without overrunning the firmware's RX buffer.
 from __future__ import annotations
 
 import random
+import re
+from contextlib import nullcontext
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.machine import marlin
 from gateway.machine.marlin import (
     InvalidLine,
     MarlinProtocol,
@@ -867,3 +871,54 @@ def test_fast_ok_steps_aside_when_anything_else_is_going_on() -> None:
     core.data_to_send(1.0)
     core.receive(b"Resend: 3\n", 1.05)
     assert core.fast_ok(1.1) is None  # a recovery is under way
+
+
+NEVER = re.compile(rb"(?!)")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    script=st.lists(
+        st.one_of(
+            st.sampled_from(["line", "line", "command", "tick", "temperature", "next"]),
+            st.tuples(
+                st.sampled_from(["ok N{n} P{p} B{b}", "ok N{n} P{p} B{b}\r", "Resend: {n}"]),
+                st.integers(-3, 60),
+                st.integers(0, 16),
+                st.integers(0, 8),
+            ),
+        ),
+        max_size=80,
+    ),
+)
+def test_the_ok_npb_pattern_does_what_the_general_reply_path_does(
+    script: list[str | tuple[str, int, int, int]],
+) -> None:
+    """``receive`` reads ``ok N P B`` with one pattern; the same replies through
+    the general path (pattern switched off) give the same bytes and events."""
+    cores = [ready_core(advanced=True), ready_core(advanced=True)]
+    wires: list[list[bytes]] = [[], []]
+    events: list[list[ProtocolEvent]] = [[], []]
+    now = 1.0
+    for step, action in enumerate(script):
+        now += 0.01 * (step % 5)
+        for i, core in enumerate(cores):
+            with patch.object(marlin, "_OK_NPB", NEVER) if i else nullcontext():
+                if isinstance(action, tuple):
+                    form, rel, p, b = action
+                    reply = form.format(n=core.acked + rel, p=p, b=b).encode() + b"\n"
+                    events[i] += core.receive(reply, now)
+                elif action == "next":
+                    events[i] += core.receive(f"ok N{core.acked + 3} P15 B3\n".encode(), now)
+                elif action == "line":
+                    core.send_line(f"G1 X{step} Y{step % 7}")
+                elif action == "command":
+                    core.send_command("M114")
+                elif action == "temperature":
+                    events[i] += core.receive(b"T:200.0 /200.0 B:60.0 /60.0\n", now)
+                else:
+                    events[i] += core.tick(now)
+                wires[i].append(core.data_to_send(now))
+    assert wires[0] == wires[1]
+    assert events[0] == events[1]
+    assert cores[0].acked == cores[1].acked and cores[0].planned == cores[1].planned
