@@ -823,7 +823,6 @@ def test_fast_ok_does_what_receive_and_data_to_send_do(
     wires: list[list[bytes]] = [[], []]
     events: list[list[ProtocolEvent]] = [[], []]
     now = 1.0
-    fast_used = 0
     for step, action in enumerate(script):
         now += gaps[step % len(gaps)]
         for i, core in enumerate(cores):
@@ -837,8 +836,6 @@ def test_fast_ok_does_what_receive_and_data_to_send_do(
                     if wire is None:
                         events[i] += core.receive(b"ok\n", now)
                         wire = core.data_to_send(now)
-                    else:
-                        fast_used += 1
                     wires[i].append(wire)
                     continue
                 case "temperature":
@@ -855,8 +852,24 @@ def test_fast_ok_does_what_receive_and_data_to_send_do(
         type(e) for e in events[1] if not isinstance(e, LinesAcked)
     ]
     assert cores[0].queued == cores[1].queued and cores[0].in_flight == cores[1].in_flight
-    if script.count("line") > script.count("ok") > 1 and "command" not in script:
-        assert fast_used  # the common case does take the fast path
+
+
+def test_a_plain_job_goes_through_fast_ok_and_reports_every_line() -> None:
+    core = ready_core(advanced=False)
+    for line in job(20):
+        core.send_line(line)
+    wire = sent(core.data_to_send(1.0))
+    now = 1.0
+    for _ in range(19):
+        now += 0.003
+        out = core.fast_ok(now)
+        assert out is not None
+        wire += sent(out)
+    now += 0.003
+    events = core.receive(b"ok\n", now)
+    assert [w.split(" ", 1)[1] for w in wire] == job(20)
+    assert acked(events) == core.acked == 20  # the fast ones are reported, summed, first
+    assert isinstance(events[0], LinesAcked) and events[0].count == 19
 
 
 def test_fast_ok_steps_aside_when_anything_else_is_going_on() -> None:
