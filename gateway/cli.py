@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import io
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +20,8 @@ if TYPE_CHECKING:
 
 
 def _setup_logging(level: str) -> None:
+    import logging
+
     logging.basicConfig(
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -91,6 +91,8 @@ def _load(path: str | None, *, announce: bool = False) -> GatewayConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from gateway import daemon
 
     config = _load(args.config)
@@ -121,6 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    import asyncio
+
     from gateway.machine.sim.firmware import SimulatedFirmware
     from gateway.machine.sim.grbl import SimulatedGrbl
     from gateway.machine.sim.link import Faults
@@ -169,6 +173,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_print(args: argparse.Namespace) -> int:
+    import asyncio
+
     from gateway.machine.oneshot import PrintError, print_file
 
     _setup_logging("DEBUG" if args.verbose else "WARNING")
@@ -359,6 +365,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
+    import asyncio
+
     from gateway.telemetry.fleet import FleetError, run_fleet
 
     try:
@@ -432,7 +440,13 @@ CONFIG_HELP = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands that need nothing beyond their own module: for these the parser is built without
+#: the ledger's subcommands, whose module imports the config models, SQLite and cryptography
+#: (a third of a second on a Pi, longer than ``gateway analyze`` takes for a typical file).
+SELF_CONTAINED = frozenset({"analyze"})
+
+
+def build_parser(*, ledger: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gateway", description=gateway.__doc__)
     p.add_argument("--version", action="version", version=f"gateway {gateway.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -571,14 +585,17 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--config", "-c", help=CONFIG_HELP)
     ro.set_defaults(func=cmd_relay_off)
 
-    from gateway.ledger.cli import add_parser as add_ledger_parser
+    if ledger:
+        from gateway.ledger.cli import add_parser as add_ledger_parser
 
-    add_ledger_parser(sub)
+        add_ledger_parser(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    lean = bool(words) and words[0] in SELF_CONTAINED
+    args = build_parser(ledger=not lean).parse_args(words)
     with contextlib.suppress(KeyboardInterrupt):
         return int(args.func(args))
     return 130
