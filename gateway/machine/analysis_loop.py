@@ -3,38 +3,150 @@
 Split from :mod:`gateway.machine.analysis` (which it serves) to keep both
 readable.  It reads and writes the interpreter's state directly, keeping it in
 local variables while it runs, and hands every other line to the
-interpreter's general path.  The property test
-``test_fast_loop_agrees_with_the_line_by_line_path`` holds the two to the same
+interpreter's general path.  The property tests
+``test_fast_loop_agrees_with_the_line_by_line_path`` and
+``test_file_loop_agrees_with_the_line_by_line_path`` hold the two to the same
 results.
+
+The text arrives in blocks of whole lines, as Latin-1 bytes.  Two C-level
+passes over each block do most of the reading: one
+(:data:`_SHAPE`, digits and signs deleted) turns ``G1 X12.5 Y-3 E.02`` into
+its *shape* ``G X Y E``, the other (:data:`_NUMBERS`, letters blanked) into its
+numbers ``1 12.5 -3 .02``.  A line whose shape is ``G`` and some of the words
+X, Y, Z, E, F, each once, in any order, single spaces apart (perhaps with a
+comment), is a plain move: its numbers are read with ``float`` straight from
+the second pass.  Any other line, or a plain one whose numbers are not
+numbers, takes the general path as text, so nothing here decides what a
+strange line means.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, BinaryIO
 
 from gateway.machine.planner import PLANNER_BLOCKS
 
 if TYPE_CHECKING:
     from gateway.machine.analysis import _Machine as Interpreter
 
-__all__ = ["HUGE", "MIN_FEED", "run_lines"]
+__all__ = ["HUGE", "MIN_FEED", "file_blocks", "line_blocks", "run_blocks", "run_lines"]
 
 HUGE = 1e9  # mm; anything longer is a broken number, not a move
 MIN_FEED = 0.06  # mm/min (1 µm/s): a slower F is taken as this
 
+_DIGITS = b"0123456789.+-"
+_BLOCK = 32 * 1024  # bytes read at a time: a few hundred lines, little memory
+_BATCH = 500  # lines joined into one block
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
+_AXIS_LETTERS = "XYZEF"
+
+
+def _table(keep: bytes, other: bytes) -> bytes:
+    table = bytearray(other * 256)
+    for byte in keep:
+        table[byte] = byte
+    return bytes(table)
+
+
+# Shape: the letters a plain move may have, its spaces, the comment mark; any
+# other byte becomes "#", which no shape has.  Digits and signs are deleted.
+_SHAPE = _table(b"GXYZEF ;\n", b"#")
+# Numbers: digits, signs and points kept, everything else a space.
+_NUMBERS = _table(_DIGITS + b"\n", b" ")
+_PRINTABLE = bytes(range(0x20, 0x7F))
+
+
+def _shapes() -> dict[bytes, tuple[int, int, int, int, int, int]]:
+    """Every plain-move shape: (number of words, then the index of the X, Y,
+    Z, E and F word among them, 0 for none)."""
+    shapes = {}
+    for count in range(1, len(_AXIS_LETTERS) + 1):
+        for letters in itertools.permutations(_AXIS_LETTERS, count):
+            where = [0] * len(_AXIS_LETTERS)
+            for i, letter in enumerate(letters):
+                where[_AXIS_LETTERS.index(letter)] = i + 1
+            shape = " ".join(("G", *letters)).encode("ascii")
+            shapes[shape] = (count + 1, where[0], where[1], where[2], where[3], where[4])
+    return shapes
+
+
+_PLAIN_MOVES = _shapes()
+
+
+def line_blocks(lines: Iterable[str]) -> Iterator[bytes | str]:
+    """Lines as :func:`run_blocks` takes them: ASCII lines joined into blocks,
+    any other line (non-ASCII, or holding a line break) alone, as text."""
+    batch: list[str] = []
+    for line in lines:
+        body = line[:-1] if line[-1:] == "\n" else line
+        if body.isascii() and "\n" not in body:
+            batch.append(body)
+            if len(batch) < _BATCH:
+                continue
+            yield "\n".join(batch).encode("ascii")
+        else:
+            if batch:
+                yield "\n".join(batch).encode("ascii")
+            yield line
+        batch = []
+    if batch:
+        yield "\n".join(batch).encode("ascii")
+
+
+def file_blocks(fh: BinaryIO, max_line: int) -> Iterator[bytes | str]:
+    """A binary file as blocks for :func:`run_blocks`, cut where
+    ``fh.readline(max_line)`` would cut it: lines end at ``\n``, a line longer
+    than ``max_line`` comes in pieces of that size (as text, for the general
+    path), and a UTF-8 byte-order mark before the first line is skipped."""
+    yield fh.readline(max_line).removeprefix(_BOM).decode("latin-1")
+    tail = b""
+    while data := fh.read(_BLOCK):
+        if tail:
+            data = tail + data
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            if cut > max_line:  # it may hold a line longer than max_line
+                yield from _pieces(data[:cut], max_line)
+            else:
+                yield data[:cut]
+            tail = data[cut:]
+        else:
+            tail = data
+        while len(tail) >= max_line:
+            yield tail[:max_line].decode("latin-1")
+            tail = tail[max_line:]
+    if tail:
+        yield tail
+
+
+def _pieces(text: bytes, max_line: int) -> Iterator[str]:
+    start = 0
+    while start < len(text):
+        end = text.find(b"\n", start) + 1 or len(text)
+        for piece in range(start, end, max_line):
+            yield text[piece : min(piece + max_line, end)].decode("latin-1")
+        start = end
+
 
 def run_lines(m: Interpreter, lines: Iterable[str]) -> tuple[int, int]:
-    """Interpret raw lines; return (understood, skipped).
+    """Interpret raw lines; return (understood, skipped)."""
+    return run_blocks(m, line_blocks(lines))
 
-    The bulk of any file, a ``G0``/``G1`` with X/Y/Z/E/F words (and a
-    comment), is interpreted here in one loop with the state in local
-    variables and the planner inlined: the same arithmetic as
-    :meth:`feed_line`, :meth:`_linear` and :meth:`~gateway.machine.planner.Planner.add`, without
-    their calls.  Every other line, and any line this loop is unsure of,
-    goes through :meth:`feed_one` with the state written back first and
-    read again after.
+
+def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
+    """Interpret blocks of raw lines; return (understood, skipped).
+
+    A ``bytes`` block is whole Latin-1 lines, each ending at ``\n`` (the last
+    may lack it); a ``str`` block is one piece of a line, fed to the general
+    path as it is.  A plain move is interpreted here in one loop with the
+    state in local variables and the planner inlined: the same arithmetic as
+    :meth:`feed_line`, :meth:`_linear` and
+    :meth:`~gateway.machine.planner.Planner.add`, without their calls.  Every
+    other line goes through :meth:`feed_one` with the state written back first
+    and read again after.
     """
     understood = skipped = 0
     grbl = m.grbl
@@ -48,226 +160,268 @@ def run_lines(m: Interpreter, lines: Iterable[str]) -> tuple[int, int]:
     max_feed = m.max_feed
     sqrt = math.sqrt
     huge = HUGE
-    ext = m.ext
-    work = m.work_ext
     layers_add = m.layers.add
-    include = m._include
+    plain_move = _PLAIN_MOVES.get
+    shape_table, numbers_table, printable = _SHAPE, _NUMBERS, _PRINTABLE
+    rapid_word = b"1" if grbl else b"0"  # GRBL's G0 goes the general way
+    ext, work = m.ext, m.work_ext
     # State kept in locals; "sync out" before the general path, "sync in" after.
     sc, relative, e_relative = m.scale, m.relative, m.e_relative
+    cuts = grbl and m.spindle_on and m.spindle_power > 0.0
     feed, feed_sq = m.feed, m.feed_sq
     x, y, z, e_pos = m.x, m.y, m.z, m.e
     moves, travel_mm, work_mm, e_total = m.moves, m.travel_mm, m.work_mm, m.e_total
     feed_min, feed_max = m.feed_min, m.feed_max
     work_here, layer_z = m.work_here, m.layer_z
     motion_mode = m.motion_mode
-    prev, prev_nominal_sq, seconds = planner.prev, planner.prev_nominal_sq, planner.seconds
-    for raw in lines:
-        head = raw[:3]
-        if head == "G1 " or (head == "G0 " and not grbl):
-            s = raw.strip(" \t\r\n")
-            if s.isprintable():
-                cut = s.find(";")
-                if cut >= 0:
-                    s = s[:cut].rstrip(" \t")
-                if s.isascii() and "e" not in s and "_" not in s:
-                    wx = wy = wz = we = wf = None
+    lo_x, lo_y, lo_z, hi_x, hi_y, hi_z = ext
+    wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z = work
+    prev_nominal_sq, seconds = planner.prev_nominal_sq, planner.seconds
+    moving = planner.prev is not None  # else the planner is at rest
+    px, py, pz = planner.prev or (0.0, 0.0, 0.0)
+    # The square roots of the last nominal speed² and of the last exit speed²
+    # (the next block's entry speed²): the same numbers, computed once.
+    root_nom_sq = root_nom = root_exit_sq = root_exit = -1.0
+    for chunk in text:
+        if type(chunk) is str:
+            shapes: list[bytes] = [b""]
+            numbers: list[bytes] = [b""]
+            raws: Sequence[bytes | str] = [chunk]
+        else:
+            assert isinstance(chunk, bytes)
+            if b"\r" in chunk:
+                chunk = chunk.replace(b"\r\n", b"\n")  # clean_line strips it too
+            if chunk[-1:] == b"\n":
+                chunk = chunk[:-1]
+            shapes = chunk.translate(shape_table, _DIGITS).split(b"\n")
+            numbers = chunk.translate(numbers_table).split(b"\n")
+            raws = chunk.split(b"\n")
+        for shape, nums, raw in zip(shapes, numbers, raws, strict=True):
+            kind = plain_move(shape)
+            if kind is None and b";" in shape:
+                # "G1 X.. Y.. E.. ; infill": the comment must be printable text.
+                assert isinstance(raw, bytes)
+                cut = raw.find(b";")
+                if not raw[cut:].translate(None, printable):
+                    kind = plain_move(shape[: shape.find(b";")].rstrip(b" "))
+                    nums = nums[:cut]
+            if kind is not None:
+                count, ix, iy, iz, ie, jf = kind
+                words = nums.split()
+                word = words[0] if len(words) == count else b""
+                if word == b"1" or word == rapid_word:
                     try:
-                        for word in s[3:].split(" "):
-                            k = word[0]
-                            if k == "X":
-                                wx = float(word[1:])
-                            elif k == "Y":
-                                wy = float(word[1:])
-                            elif k == "E":
-                                we = float(word[1:])
-                            elif k == "F":
-                                wf = float(word[1:])
-                            elif k == "Z":
-                                wz = float(word[1:])
-                            else:
-                                raise ValueError(k)
-                        # "X1E5" is X1 and E5 in G-code; float() takes it whole.
-                        ok = (s.count("E") == 1) if we is not None else ("E" not in s)
-                    except (ValueError, IndexError):
-                        ok = False
-                    if ok:
-                        if wf is not None:
-                            wf *= sc
-                            if 0.0 < wf < huge:
-                                if wf < MIN_FEED:
-                                    wf = MIN_FEED
-                                elif max_feed is not None and wf > max_feed:
-                                    wf = max_feed
-                                feed = wf
-                                feed_sq = (wf / 60.0) ** 2
-                        motion_mode = 1 if head == "G1 " else 0
-                        if relative:
-                            nx = x if wx is None else x + wx * sc
-                            ny = y if wy is None else y + wy * sc
-                            nz = z if wz is None else z + wz * sc
-                        else:
-                            nx = x if wx is None else wx * sc
-                            ny = y if wy is None else wy * sc
-                            nz = z if wz is None else wz * sc
-                        de = 0.0
-                        if we is not None and not grbl:
-                            de = we * sc if e_relative else we * sc - e_pos
-                        dx = nx - x
-                        dy = ny - y
-                        dz = nz - z
-                        length = sqrt(dx * dx + dy * dy + dz * dz)
-                        if not (length < huge and -huge < de < huge):
-                            skipped += 1
-                            continue
-                        understood += 1
-                        if de != 0.0:
-                            e_pos += de
-                            e_total += de
-                        if length == 0.0:
-                            if de != 0.0:
-                                moves += 1
-                                planner.prev = prev
-                                planner.prev_nominal_sq = prev_nominal_sq
-                                planner.seconds = seconds
-                                planner.add_alone(abs(de), feed_sq)
-                                prev = planner.prev
-                                seconds = planner.seconds
-                            continue
+                        wx = float(words[ix]) if ix else None
+                        wy = float(words[iy]) if iy else None
+                        wz = float(words[iz]) if iz else None
+                        we = float(words[ie]) if ie else None
+                        wf = float(words[jf]) if jf else None
+                    except ValueError:  # "X1.2.3", "X-"
+                        kind = None
+                else:
+                    kind = None
+            if kind is not None:
+                if wf is not None:
+                    wf *= sc
+                    if 0.0 < wf < huge:
+                        if wf < MIN_FEED:
+                            wf = MIN_FEED
+                        elif max_feed is not None and wf > max_feed:
+                            wf = max_feed
+                        feed = wf
+                        feed_sq = (wf / 60.0) ** 2
+                motion_mode = 1 if word == b"1" else 0
+                if relative:
+                    nx = x if wx is None else x + wx * sc
+                    ny = y if wy is None else y + wy * sc
+                    nz = z if wz is None else z + wz * sc
+                else:
+                    nx = x if wx is None else wx * sc
+                    ny = y if wy is None else wy * sc
+                    nz = z if wz is None else wz * sc
+                de = 0.0
+                if we is not None and not grbl:
+                    de = we * sc if e_relative else we * sc - e_pos
+                dx = nx - x
+                dy = ny - y
+                dz = nz - z
+                length = sqrt(dx * dx + dy * dy + dz * dz)
+                if not (length < huge and -huge < de < huge):
+                    skipped += 1
+                    continue
+                understood += 1
+                if de != 0.0:
+                    e_pos += de
+                    e_total += de
+                if length == 0.0:
+                    if de != 0.0:
                         moves += 1
-                        x0, y0, z0 = x, y, z
-                        x, y, z = nx, ny, nz
-                        if feed < feed_min:
-                            feed_min = feed
-                        if feed > feed_max:
-                            feed_max = feed
-                        # -- Planner.add, inlined (entry and exit directions equal)
-                        ux, uy, uz = dx / length, dy / length, dz / length
-                        if prev is None:
-                            max_entry_sq = 0.0
-                        else:
-                            cos_theta = -(prev[0] * ux + prev[1] * uy + prev[2] * uz)
-                            if cos_theta > 0.999999:
-                                max_entry_sq = 0.0
-                            else:
-                                if cos_theta < -0.999999:
-                                    cos_theta = -0.999999
-                                sin_half = sqrt(0.5 * (1.0 - cos_theta))
-                                max_entry_sq = jd_accel * sin_half / (1.0 - sin_half)
-                            if max_entry_sq > feed_sq:
-                                max_entry_sq = feed_sq
-                            if max_entry_sq > prev_nominal_sq:
-                                max_entry_sq = prev_nominal_sq
-                        brake_sq = two_accel * length
-                        append(
-                            [
-                                length,
-                                feed_sq,
-                                max_entry_sq,
-                                brake_sq if brake_sq < max_entry_sq else max_entry_sq,
-                            ]
-                        )
-                        prev = (ux, uy, uz)
-                        prev_nominal_sq = feed_sq
-                        i = len(blocks) - 2
-                        while i >= 0:
-                            block = blocks[i]
-                            if block[3] >= block[2]:
-                                break
-                            entry_sq = blocks[i + 1][3] + two_accel * block[0]
-                            if entry_sq > block[2]:
-                                entry_sq = block[2]
-                            if entry_sq <= block[3]:
-                                break
-                            block[3] = entry_sq
-                            i -= 1
-                        if len(blocks) > PLANNER_BLOCKS:
-                            # -- Planner._execute_oldest, inlined
-                            b_len, b_nom, _, b_entry = popleft()
-                            following = blocks[0]
-                            exit_sq = b_entry + two_accel * b_len
-                            if following[3] < exit_sq:
-                                exit_sq = following[3]
-                            following[2] = following[3] = exit_sq
-                            v_in = sqrt(b_entry)
-                            v_out = sqrt(exit_sq)
-                            accel_mm = (b_nom - b_entry) / two_accel
-                            decel_mm = (b_nom - exit_sq) / two_accel
-                            if accel_mm + decel_mm <= b_len:
-                                v_nom = sqrt(b_nom)
-                                seconds += (2.0 * v_nom - v_in - v_out) / accel + (
-                                    b_len - accel_mm - decel_mm
-                                ) / v_nom
-                            else:
-                                v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
-                                seconds += (2.0 * v_peak - v_in - v_out) / accel
-                        # -- extents, work and travel, as in _linear
-                        if nx < ext[0]:
-                            ext[0] = nx
-                        if nx > ext[3]:
-                            ext[3] = nx
-                        if ny < ext[1]:
-                            ext[1] = ny
-                        if ny > ext[4]:
-                            ext[4] = ny
-                        if nz < ext[2]:
-                            ext[2] = nz
-                        if nz > ext[5]:
-                            ext[5] = nz
-                        if (
-                            (m.spindle_on and m.spindle_power > 0.0 and head == "G1 ")
-                            if grbl
-                            else de > 0.0
-                        ):
-                            work_mm += length
-                            if not work_here:
-                                include(work, (x0, y0, z0))
-                                work_here = True
-                            if nx < work[0]:
-                                work[0] = nx
-                            if nx > work[3]:
-                                work[3] = nx
-                            if ny < work[1]:
-                                work[1] = ny
-                            if ny > work[4]:
-                                work[4] = ny
-                            if dz != 0.0:
-                                include(work, (nx, ny, nz))
-                            elif nz != layer_z:
-                                layer_z = nz
-                                layers_add(round(nz * 1000.0))
-                        else:
-                            travel_mm += length
-                            work_here = False
-                        continue
-        # -- the general path, with the state written back and read again
-        m.feed, m.feed_sq = feed, feed_sq
-        m.x, m.y, m.z, m.e = x, y, z, e_pos
-        m.moves, m.travel_mm, m.work_mm = moves, travel_mm, work_mm
-        m.e_total, m.feed_min, m.feed_max = e_total, feed_min, feed_max
-        m.work_here, m.layer_z = work_here, layer_z
-        m.motion_mode = motion_mode
-        planner.prev, planner.prev_nominal_sq = prev, prev_nominal_sq
-        planner.seconds = seconds
-        result = m.feed_one(raw)
-        if result > 0:
-            understood += 1
-        elif result < 0:
-            skipped += 1
-        sc, relative, e_relative = m.scale, m.relative, m.e_relative
-        feed, feed_sq = m.feed, m.feed_sq
-        x, y, z, e_pos = m.x, m.y, m.z, m.e
-        moves, travel_mm, work_mm = m.moves, m.travel_mm, m.work_mm
-        e_total, feed_min, feed_max = m.e_total, m.feed_min, m.feed_max
-        work_here, layer_z = m.work_here, m.layer_z
-        motion_mode = m.motion_mode
-        prev, prev_nominal_sq = planner.prev, planner.prev_nominal_sq
-        seconds = planner.seconds
+                        planner.prev = (px, py, pz) if moving else None
+                        planner.prev_nominal_sq = prev_nominal_sq
+                        planner.seconds = seconds
+                        planner.add_alone(abs(de), feed_sq)
+                        moving = False
+                        seconds = planner.seconds
+                    continue
+                moves += 1
+                x0, y0, z0 = x, y, z
+                x, y, z = nx, ny, nz
+                if feed < feed_min:
+                    feed_min = feed
+                if feed > feed_max:
+                    feed_max = feed
+                # -- Planner.add, inlined (entry and exit directions equal)
+                ux, uy, uz = dx / length, dy / length, dz / length
+                if moving:
+                    cos_theta = -(px * ux + py * uy + pz * uz)
+                    if cos_theta > 0.999999:
+                        max_entry_sq = 0.0
+                    else:
+                        if cos_theta < -0.999999:
+                            cos_theta = -0.999999
+                        sin_half = sqrt(0.5 * (1.0 - cos_theta))
+                        max_entry_sq = jd_accel * sin_half / (1.0 - sin_half)
+                    if max_entry_sq > feed_sq:
+                        max_entry_sq = feed_sq
+                    if max_entry_sq > prev_nominal_sq:
+                        max_entry_sq = prev_nominal_sq
+                else:
+                    max_entry_sq = 0.0
+                    moving = True
+                brake_sq = two_accel * length
+                append(
+                    [
+                        length,
+                        feed_sq,
+                        max_entry_sq,
+                        brake_sq if brake_sq < max_entry_sq else max_entry_sq,
+                    ]
+                )
+                px, py, pz = ux, uy, uz
+                prev_nominal_sq = feed_sq
+                i = len(blocks) - 2
+                while i >= 0:
+                    block = blocks[i]
+                    if block[3] >= block[2]:
+                        break
+                    entry_sq = blocks[i + 1][3] + two_accel * block[0]
+                    if entry_sq > block[2]:
+                        entry_sq = block[2]
+                    if entry_sq <= block[3]:
+                        break
+                    block[3] = entry_sq
+                    i -= 1
+                if len(blocks) > PLANNER_BLOCKS:
+                    # -- Planner._execute_oldest, inlined
+                    b_len, b_nom, _, b_entry = popleft()
+                    following = blocks[0]
+                    exit_sq = b_entry + two_accel * b_len
+                    if following[3] < exit_sq:
+                        exit_sq = following[3]
+                    following[2] = following[3] = exit_sq
+                    v_in = root_exit if b_entry == root_exit_sq else sqrt(b_entry)
+                    v_out = sqrt(exit_sq)
+                    root_exit_sq, root_exit = exit_sq, v_out
+                    accel_mm = (b_nom - b_entry) / two_accel
+                    decel_mm = (b_nom - exit_sq) / two_accel
+                    if accel_mm + decel_mm <= b_len:
+                        if b_nom != root_nom_sq:
+                            root_nom_sq, root_nom = b_nom, sqrt(b_nom)
+                        seconds += (2.0 * root_nom - v_in - v_out) / accel + (
+                            b_len - accel_mm - decel_mm
+                        ) / root_nom
+                    else:
+                        v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
+                        seconds += (2.0 * v_peak - v_in - v_out) / accel
+                # -- extents, work and travel, as in _linear
+                if nx < lo_x:
+                    lo_x = nx
+                if nx > hi_x:
+                    hi_x = nx
+                if ny < lo_y:
+                    lo_y = ny
+                if ny > hi_y:
+                    hi_y = ny
+                if nz < lo_z:
+                    lo_z = nz
+                if nz > hi_z:
+                    hi_z = nz
+                if (cuts and word == b"1") if grbl else de > 0.0:
+                    work_mm += length
+                    if not work_here:
+                        # The start of a stretch of work (Interpreter._include).
+                        if x0 < wlo_x:
+                            wlo_x = x0
+                        if x0 > whi_x:
+                            whi_x = x0
+                        if y0 < wlo_y:
+                            wlo_y = y0
+                        if y0 > whi_y:
+                            whi_y = y0
+                        if z0 < wlo_z:
+                            wlo_z = z0
+                        if z0 > whi_z:
+                            whi_z = z0
+                        work_here = True
+                    if nx < wlo_x:
+                        wlo_x = nx
+                    if nx > whi_x:
+                        whi_x = nx
+                    if ny < wlo_y:
+                        wlo_y = ny
+                    if ny > whi_y:
+                        whi_y = ny
+                    if dz != 0.0:
+                        if nz < wlo_z:
+                            wlo_z = nz
+                        if nz > whi_z:
+                            whi_z = nz
+                    elif nz != layer_z:
+                        layer_z = nz
+                        layers_add(round(nz * 1000.0))
+                else:
+                    travel_mm += length
+                    work_here = False
+                continue
+            # -- the general path, with the state written back and read again
+            m.feed, m.feed_sq = feed, feed_sq
+            m.x, m.y, m.z, m.e = x, y, z, e_pos
+            m.moves, m.travel_mm, m.work_mm = moves, travel_mm, work_mm
+            m.e_total, m.feed_min, m.feed_max = e_total, feed_min, feed_max
+            m.work_here, m.layer_z = work_here, layer_z
+            m.motion_mode = motion_mode
+            ext[:] = lo_x, lo_y, lo_z, hi_x, hi_y, hi_z
+            work[:] = wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z
+            planner.prev = (px, py, pz) if moving else None
+            planner.prev_nominal_sq = prev_nominal_sq
+            planner.seconds = seconds
+            result = m.feed_one(raw.decode("latin-1") if isinstance(raw, bytes) else raw)
+            if result > 0:
+                understood += 1
+            elif result < 0:
+                skipped += 1
+            sc, relative, e_relative = m.scale, m.relative, m.e_relative
+            cuts = grbl and m.spindle_on and m.spindle_power > 0.0
+            feed, feed_sq = m.feed, m.feed_sq
+            x, y, z, e_pos = m.x, m.y, m.z, m.e
+            moves, travel_mm, work_mm = m.moves, m.travel_mm, m.work_mm
+            e_total, feed_min, feed_max = m.e_total, m.feed_min, m.feed_max
+            work_here, layer_z = m.work_here, m.layer_z
+            motion_mode = m.motion_mode
+            lo_x, lo_y, lo_z, hi_x, hi_y, hi_z = ext
+            wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z = work
+            prev_nominal_sq, seconds = planner.prev_nominal_sq, planner.seconds
+            moving = planner.prev is not None
+            px, py, pz = planner.prev or (0.0, 0.0, 0.0)
     m.motion_mode = motion_mode
     m.feed, m.feed_sq = feed, feed_sq
     m.x, m.y, m.z, m.e = x, y, z, e_pos
     m.moves, m.travel_mm, m.work_mm = moves, travel_mm, work_mm
     m.e_total, m.feed_min, m.feed_max = e_total, feed_min, feed_max
     m.work_here, m.layer_z = work_here, layer_z
-    planner.prev, planner.prev_nominal_sq = prev, prev_nominal_sq
+    ext[:] = lo_x, lo_y, lo_z, hi_x, hi_y, hi_z
+    work[:] = wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z
+    planner.prev = (px, py, pz) if moving else None
+    planner.prev_nominal_sq = prev_nominal_sq
     planner.seconds = seconds
     return understood, skipped

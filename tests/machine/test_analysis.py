@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -564,3 +565,26 @@ def test_fast_loop_agrees_with_the_line_by_line_path(firmware: Firmware, lines: 
     fast = analyze_lines([line + "\n" for line in lines], firmware=firmware)
     slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
     assert fast == slow
+
+
+_file_line = st.tuples(
+    st.sampled_from(["G1", "G0", "G1 F4800", "G0 F9000"]),
+    st.lists(_word, max_size=5),
+    st.sampled_from(["", " ; infill", ";TYPE:Skirt", " ;\tx", " ; caf\xe9", " ", "\r", "\x00"]),
+).map(lambda t: " ".join([t[0], *t[1]]) + t[2])
+
+
+@pytest.mark.parametrize("firmware", ["marlin", "grbl"])
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.one_of(_file_line, _other_line), max_size=60), bom=st.booleans())
+def test_file_loop_agrees_with_the_line_by_line_path(
+    firmware: Firmware, lines: list[str], bom: bool
+) -> None:
+    """Reading a file goes through the block reader (shapes and numbers of
+    whole blocks at a time): the same analysis as every line the general way."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "job.gcode"
+        path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + "\n".join(lines).encode("latin-1"))
+        from_file = analyze_file(path, firmware=firmware)
+    slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
+    assert from_file == slow
