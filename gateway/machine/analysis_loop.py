@@ -179,6 +179,10 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
     prev_nominal_sq, seconds = planner.prev_nominal_sq, planner.seconds
     moving = planner.prev is not None  # else the planner is at rest
     px, py, pz = planner.prev or (0.0, 0.0, 0.0)
+    queued = len(blocks)
+    last = blocks[-1] if blocks else None  # the newest block
+    direct = not relative and sc == 1.0
+    feed_fresh = True
     # The square roots of the last nominal speed² and of the last exit speed²
     # (the next block's entry speed²): the same numbers, computed once.
     root_nom_sq = root_nom = root_exit_sq = root_exit = -1.0
@@ -206,19 +210,20 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                     kind = plain_move(shape[: shape.find(b";")].rstrip(b" "))
                     nums = nums[:cut]
             if kind is not None:
-                count, ix, iy, iz, ie, jf = kind
+                _, ix, iy, iz, ie, jf = kind
                 words = nums.split()
-                word = words[0] if len(words) == count else b""
-                if word == b"1" or word == rapid_word:
-                    try:
-                        wx = float(words[ix]) if ix else None
-                        wy = float(words[iy]) if iy else None
-                        wz = float(words[iz]) if iz else None
-                        we = float(words[ie]) if ie else None
-                        wf = float(words[jf]) if jf else None
-                    except ValueError:  # "X1.2.3", "X-"
+                try:
+                    # Every index up to the last word's is read: a word
+                    # without a number ("X") leaves too few, an IndexError.
+                    wx = float(words[ix]) if ix else None
+                    wy = float(words[iy]) if iy else None
+                    wz = float(words[iz]) if iz else None
+                    we = float(words[ie]) if ie else None
+                    wf = float(words[jf]) if jf else None
+                    word = words[0]
+                    if word != b"1" and word != rapid_word:  # "G01", "G1.5"
                         kind = None
-                else:
+                except (ValueError, IndexError):  # "X1.2.3", "X-", "X"
                     kind = None
             if kind is not None:
                 if wf is not None:
@@ -230,8 +235,13 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                             wf = max_feed
                         feed = wf
                         feed_sq = (wf / 60.0) ** 2
+                        feed_fresh = True
                 motion_mode = 1 if word == b"1" else 0
-                if relative:
+                if direct:  # absolute millimetres: times 1.0 left out, the same numbers
+                    nx = x if wx is None else wx
+                    ny = y if wy is None else wy
+                    nz = z if wz is None else wz
+                elif relative:
                     nx = x if wx is None else x + wx * sc
                     ny = y if wy is None else y + wy * sc
                     nz = z if wz is None else z + wz * sc
@@ -261,15 +271,19 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                         planner.seconds = seconds
                         planner.add_alone(abs(de), feed_sq)
                         moving = False
+                        last = None
+                        queued = 0
                         seconds = planner.seconds
                     continue
                 moves += 1
                 x0, y0, z0 = x, y, z
                 x, y, z = nx, ny, nz
-                if feed < feed_min:
-                    feed_min = feed
-                if feed > feed_max:
-                    feed_max = feed
+                if feed_fresh:  # the feed is new since the last move
+                    feed_fresh = False
+                    if feed < feed_min:
+                        feed_min = feed
+                    if feed > feed_max:
+                        feed_max = feed
                 # -- Planner.add, inlined (entry and exit directions equal)
                 ux, uy, uz = dx / length, dy / length, dz / length
                 if moving:
@@ -289,29 +303,34 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                     max_entry_sq = 0.0
                     moving = True
                 brake_sq = two_accel * length
-                append(
-                    [
-                        length,
-                        feed_sq,
-                        max_entry_sq,
-                        brake_sq if brake_sq < max_entry_sq else max_entry_sq,
-                    ]
-                )
+                new = [
+                    length,
+                    feed_sq,
+                    max_entry_sq,
+                    brake_sq if brake_sq < max_entry_sq else max_entry_sq,
+                ]
+                append(new)
+                queued += 1
                 px, py, pz = ux, uy, uz
                 prev_nominal_sq = feed_sq
-                i = len(blocks) - 2
-                while i >= 0:
-                    block = blocks[i]
-                    if block[3] >= block[2]:
-                        break
-                    entry_sq = blocks[i + 1][3] + two_accel * block[0]
-                    if entry_sq > block[2]:
-                        entry_sq = block[2]
-                    if entry_sq <= block[3]:
-                        break
-                    block[3] = entry_sq
-                    i -= 1
-                if len(blocks) > PLANNER_BLOCKS:
+                # The reverse pass stops at the first block already at its
+                # maximum entry speed: most often the one before the new one.
+                if last is not None and last[3] < last[2]:
+                    i = queued - 2
+                    while i >= 0:
+                        block = blocks[i]
+                        if block[3] >= block[2]:
+                            break
+                        entry_sq = blocks[i + 1][3] + two_accel * block[0]
+                        if entry_sq > block[2]:
+                            entry_sq = block[2]
+                        if entry_sq <= block[3]:
+                            break
+                        block[3] = entry_sq
+                        i -= 1
+                last = new
+                if queued > PLANNER_BLOCKS:
+                    queued -= 1
                     # -- Planner._execute_oldest, inlined
                     b_len, b_nom, _, b_entry = popleft()
                     following = blocks[0]
@@ -413,6 +432,10 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
             prev_nominal_sq, seconds = planner.prev_nominal_sq, planner.seconds
             moving = planner.prev is not None
             px, py, pz = planner.prev or (0.0, 0.0, 0.0)
+            queued = len(blocks)
+            last = blocks[-1] if blocks else None
+            direct = not relative and sc == 1.0
+            feed_fresh = True
     m.motion_mode = motion_mode
     m.feed, m.feed_sq = feed, feed_sq
     m.x, m.y, m.z, m.e = x, y, z, e_pos
