@@ -39,6 +39,7 @@ MIN_FEED = 0.06  # mm/min (1 µm/s): a slower F is taken as this
 
 _DIGITS = b"0123456789.+-"
 _BLOCK = 32 * 1024  # bytes read at a time: a few hundred lines, little memory
+_E_VALUES = 512  # E numbers remembered (their float)
 _BATCH = 500  # lines joined into one block
 _BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
 _AXIS_LETTERS = "XYZEF"
@@ -57,6 +58,9 @@ _SHAPE = _table(b"GXYZEF ;\n", b"#")
 # Numbers: digits, signs and points kept, everything else a space.
 _NUMBERS = _table(_DIGITS + b"\n", b" ")
 _PRINTABLE = bytes(range(0x20, 0x7F))
+# Stands for the block before the first: at its maximum entry speed, so the
+# reverse pass never starts from it.
+_AT_REST = [0.0, 0.0, 0.0, 0.0]
 
 
 def _shapes() -> dict[bytes, tuple[int, int, int, int, int, int]]:
@@ -159,9 +163,17 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
     jd_accel = planner.jd_accel
     max_feed = m.max_feed
     sqrt = math.sqrt
-    huge = HUGE
+    huge, neg_huge = HUGE, -HUGE
     layers_add = m.layers.add
     plain_move = _PLAIN_MOVES.get
+    xye, xy = _PLAIN_MOVES[b"G X Y E"], _PLAIN_MOVES[b"G X Y"]
+    e_values: dict[bytes, float] = {}
+    e_seen = e_values.get
+    wx: float | None
+    wy: float | None
+    wz: float | None
+    we: float | None
+    wf: float | None
     shape_table, numbers_table, printable = _SHAPE, _NUMBERS, _PRINTABLE
     rapid_word = b"1" if grbl else b"0"  # GRBL's G0 goes the general way
     ext, work = m.ext, m.work_ext
@@ -173,14 +185,14 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
     moves, travel_mm, work_mm, e_total = m.moves, m.travel_mm, m.work_mm, m.e_total
     feed_min, feed_max = m.feed_min, m.feed_max
     work_here, layer_z = m.work_here, m.layer_z
-    motion_mode = m.motion_mode
+    motion_word: bytes | None = None  # the G word of the last plain move
     lo_x, lo_y, lo_z, hi_x, hi_y, hi_z = ext
     wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z = work
     prev_nominal_sq, seconds = planner.prev_nominal_sq, planner.seconds
     moving = planner.prev is not None  # else the planner is at rest
     px, py, pz = planner.prev or (0.0, 0.0, 0.0)
     queued = len(blocks)
-    last = blocks[-1] if blocks else None  # the newest block
+    last = blocks[-1] if blocks else _AT_REST  # the newest block
     direct = not relative and sc == 1.0
     feed_fresh = True
     # The square roots of the last nominal speed² and of the last exit speed²
@@ -203,24 +215,45 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
         for shape, nums, raw in zip(shapes, numbers, raws, strict=True):
             kind = plain_move(shape)
             if kind is None and b";" in shape:
-                # "G1 X.. Y.. E.. ; infill": the comment must be printable text.
+                # A comment must be printable text, as clean_line checks.
                 assert isinstance(raw, bytes)
                 cut = raw.find(b";")
                 if not raw[cut:].translate(None, printable):
+                    if not cut:  # a comment line: blank
+                        continue
+                    # "G1 X.. Y.. E.. ; infill"
                     kind = plain_move(shape[: shape.find(b";")].rstrip(b" "))
                     nums = nums[:cut]
             if kind is not None:
-                _, ix, iy, iz, ie, jf = kind
                 words = nums.split()
                 try:
-                    # Every index up to the last word's is read: a word
-                    # without a number ("X") leaves too few, an IndexError.
-                    wx = float(words[ix]) if ix else None
-                    wy = float(words[iy]) if iy else None
-                    wz = float(words[iz]) if iz else None
-                    we = float(words[ie]) if ie else None
-                    wf = float(words[jf]) if jf else None
-                    word = words[0]
+                    # The two shapes of most lines first, read by unpacking.
+                    if kind is xye:
+                        word, sx, sy, se = words
+                        wx, wy = float(sx), float(sy)
+                        # A slicer repeats E along a stretch of one width:
+                        # float() is the slowest step, a dict look-up is not.
+                        we = e_seen(se)
+                        if we is None:
+                            we = float(se)
+                            if len(e_values) >= _E_VALUES:
+                                e_values.clear()
+                            e_values[se] = we
+                        wz = wf = None
+                    elif kind is xy:
+                        word, sx, sy = words
+                        wx, wy = float(sx), float(sy)
+                        wz = we = wf = None
+                    else:
+                        _, ix, iy, iz, ie, jf = kind
+                        # Every index up to the last word's is read: a word
+                        # without a number ("X") leaves too few, an IndexError.
+                        wx = float(words[ix]) if ix else None
+                        wy = float(words[iy]) if iy else None
+                        wz = float(words[iz]) if iz else None
+                        we = float(words[ie]) if ie else None
+                        wf = float(words[jf]) if jf else None
+                        word = words[0]
                     if word != b"1" and word != rapid_word:  # "G01", "G1.5"
                         kind = None
                 except (ValueError, IndexError):  # "X1.2.3", "X-", "X"
@@ -236,7 +269,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                         feed = wf
                         feed_sq = (wf / 60.0) ** 2
                         feed_fresh = True
-                motion_mode = 1 if word == b"1" else 0
+                motion_word = word
                 if direct:  # absolute millimetres: times 1.0 left out, the same numbers
                     nx = x if wx is None else wx
                     ny = y if wy is None else wy
@@ -256,7 +289,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                 dy = ny - y
                 dz = nz - z
                 length = sqrt(dx * dx + dy * dy + dz * dz)
-                if not (length < huge and -huge < de < huge):
+                if not (length < huge and neg_huge < de < huge):
                     skipped += 1
                     continue
                 understood += 1
@@ -271,13 +304,11 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                         planner.seconds = seconds
                         planner.add_alone(abs(de), feed_sq)
                         moving = False
-                        last = None
+                        last = _AT_REST
                         queued = 0
                         seconds = planner.seconds
                     continue
                 moves += 1
-                x0, y0, z0 = x, y, z
-                x, y, z = nx, ny, nz
                 if feed_fresh:  # the feed is new since the last move
                     feed_fresh = False
                     if feed < feed_min:
@@ -315,7 +346,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                 prev_nominal_sq = feed_sq
                 # The reverse pass stops at the first block already at its
                 # maximum entry speed: most often the one before the new one.
-                if last is not None and last[3] < last[2]:
+                if last[3] < last[2]:
                     i = queued - 2
                     while i >= 0:
                         block = blocks[i]
@@ -369,18 +400,18 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                     work_mm += length
                     if not work_here:
                         # The start of a stretch of work (Interpreter._include).
-                        if x0 < wlo_x:
-                            wlo_x = x0
-                        if x0 > whi_x:
-                            whi_x = x0
-                        if y0 < wlo_y:
-                            wlo_y = y0
-                        if y0 > whi_y:
-                            whi_y = y0
-                        if z0 < wlo_z:
-                            wlo_z = z0
-                        if z0 > whi_z:
-                            whi_z = z0
+                        if x < wlo_x:
+                            wlo_x = x
+                        if x > whi_x:
+                            whi_x = x
+                        if y < wlo_y:
+                            wlo_y = y
+                        if y > whi_y:
+                            whi_y = y
+                        if z < wlo_z:
+                            wlo_z = z
+                        if z > whi_z:
+                            whi_z = z
                         work_here = True
                     if nx < wlo_x:
                         wlo_x = nx
@@ -401,6 +432,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                 else:
                     travel_mm += length
                     work_here = False
+                x, y, z = nx, ny, nz
                 continue
             # -- the general path, with the state written back and read again
             m.feed, m.feed_sq = feed, feed_sq
@@ -408,7 +440,8 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
             m.moves, m.travel_mm, m.work_mm = moves, travel_mm, work_mm
             m.e_total, m.feed_min, m.feed_max = e_total, feed_min, feed_max
             m.work_here, m.layer_z = work_here, layer_z
-            m.motion_mode = motion_mode
+            if motion_word is not None:
+                m.motion_mode = 1 if motion_word == b"1" else 0
             ext[:] = lo_x, lo_y, lo_z, hi_x, hi_y, hi_z
             work[:] = wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z
             planner.prev = (px, py, pz) if moving else None
@@ -426,17 +459,18 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
             moves, travel_mm, work_mm = m.moves, m.travel_mm, m.work_mm
             e_total, feed_min, feed_max = m.e_total, m.feed_min, m.feed_max
             work_here, layer_z = m.work_here, m.layer_z
-            motion_mode = m.motion_mode
+            motion_word = None
             lo_x, lo_y, lo_z, hi_x, hi_y, hi_z = ext
             wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z = work
             prev_nominal_sq, seconds = planner.prev_nominal_sq, planner.seconds
             moving = planner.prev is not None
             px, py, pz = planner.prev or (0.0, 0.0, 0.0)
             queued = len(blocks)
-            last = blocks[-1] if blocks else None
+            last = blocks[-1] if blocks else _AT_REST
             direct = not relative and sc == 1.0
             feed_fresh = True
-    m.motion_mode = motion_mode
+    if motion_word is not None:
+        m.motion_mode = 1 if motion_word == b"1" else 0
     m.feed, m.feed_sq = feed, feed_sq
     m.x, m.y, m.z, m.e = x, y, z, e_pos
     m.moves, m.travel_mm, m.work_mm = moves, travel_mm, work_mm
