@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from gateway.machine.planner import PLANNER_BLOCKS
@@ -58,9 +58,6 @@ _SHAPE = _table(b"GXYZEF ;\n", b"#")
 # Numbers: digits, signs and points kept, everything else a space.
 _NUMBERS = _table(_DIGITS + b"\n", b" ")
 _PRINTABLE = bytes(range(0x20, 0x7F))
-# Stands for the block before the first: at its maximum entry speed, so the
-# reverse pass never starts from it.
-_AT_REST = [0.0, 0.0, 0.0, 0.0]
 
 
 def _shapes() -> dict[bytes, tuple[int, int, int, int, int, int]]:
@@ -135,6 +132,20 @@ def _pieces(text: bytes, max_line: int) -> Iterator[str]:
         start = end
 
 
+def _lines(chunk: bytes | str) -> Iterator[tuple[bytes, bytes, bytes | str]]:
+    """Each line of a block with its shape and its numbers."""
+    if type(chunk) is str:  # a piece of a line, for the general path
+        return iter(((b"", b"", chunk),))
+    assert isinstance(chunk, bytes)
+    if b"\r" in chunk:
+        chunk = chunk.replace(b"\r\n", b"\n")  # clean_line strips it too
+    if chunk[-1:] == b"\n":
+        chunk = chunk[:-1]
+    shapes = chunk.translate(_SHAPE, _DIGITS).split(b"\n")
+    numbers = chunk.translate(_NUMBERS).split(b"\n")
+    return zip(shapes, numbers, chunk.split(b"\n"), strict=True)
+
+
 def run_lines(m: Interpreter, lines: Iterable[str]) -> tuple[int, int]:
     """Interpret raw lines; return (understood, skipped)."""
     return run_blocks(m, line_blocks(lines))
@@ -174,45 +185,41 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
     wz: float | None
     we: float | None
     wf: float | None
-    shape_table, numbers_table, printable = _SHAPE, _NUMBERS, _PRINTABLE
+    printable = _PRINTABLE
     rapid_word = b"1" if grbl else b"0"  # GRBL's G0 goes the general way
     ext, work = m.ext, m.work_ext
-    # State kept in locals; "sync out" before the general path, "sync in" after.
-    sc, relative, e_relative = m.scale, m.relative, m.e_relative
-    cuts = grbl and m.spindle_on and m.spindle_power > 0.0
-    feed, feed_sq = m.feed, m.feed_sq
-    x, y, z, e_pos = m.x, m.y, m.z, m.e
-    moves, travel_mm, work_mm, e_total = m.moves, m.travel_mm, m.work_mm, m.e_total
-    feed_min, feed_max = m.feed_min, m.feed_max
-    work_here, layer_z = m.work_here, m.layer_z
+    ext_z = math.nan  # a Z known to be inside ext already
     motion_word: bytes | None = None  # the G word of the last plain move
-    lo_x, lo_y, lo_z, hi_x, hi_y, hi_z = ext
-    wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z = work
-    prev_nominal_sq, seconds = planner.prev_nominal_sq, planner.seconds
-    moving = planner.prev is not None  # else the planner is at rest
-    px, py, pz = planner.prev or (0.0, 0.0, 0.0)
-    queued = len(blocks)
-    last = blocks[-1] if blocks else _AT_REST  # the newest block
-    direct = not relative and sc == 1.0
-    feed_fresh = True
     # The square roots of the last nominal speed² and of the last exit speed²
     # (the next block's entry speed²): the same numbers, computed once.
     root_nom_sq = root_nom = root_exit_sq = root_exit = -1.0
-    for chunk in text:
-        if type(chunk) is str:
-            shapes: list[bytes] = [b""]
-            numbers: list[bytes] = [b""]
-            raws: Sequence[bytes | str] = [chunk]
-        else:
-            assert isinstance(chunk, bytes)
-            if b"\r" in chunk:
-                chunk = chunk.replace(b"\r\n", b"\n")  # clean_line strips it too
-            if chunk[-1:] == b"\n":
-                chunk = chunk[:-1]
-            shapes = chunk.translate(shape_table, _DIGITS).split(b"\n")
-            numbers = chunk.translate(numbers_table).split(b"\n")
-            raws = chunk.split(b"\n")
-        for shape, nums, raw in zip(shapes, numbers, raws, strict=True):
+    chunks = iter(text)
+    lines: Iterator[tuple[bytes, bytes, bytes | str]] = iter(())
+    while True:
+        # -- sync in: the interpreter's state into locals
+        sc, relative, e_relative = m.scale, m.relative, m.e_relative
+        # Absolute millimetres on Marlin: the two commonest shapes are read
+        # without the general arithmetic (times 1.0 and the Z terms left out,
+        # the same numbers).
+        flat = not relative and sc == 1.0 and not grbl
+        cuts = grbl and m.spindle_on and m.spindle_power > 0.0
+        feed, feed_sq = m.feed, m.feed_sq
+        feed_fresh = True
+        x, y, z, e_pos = m.x, m.y, m.z, m.e
+        moves, travel_mm, work_mm, e_total = m.moves, m.travel_mm, m.work_mm, m.e_total
+        moves_in = moves  # a plain move counted in moves is a line understood
+        feed_min, feed_max = m.feed_min, m.feed_max
+        work_here, layer_z = m.work_here, m.layer_z
+        lo_x, lo_y, lo_z, hi_x, hi_y, hi_z = ext
+        wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z = work
+        prev_nominal_sq, seconds = planner.prev_nominal_sq, planner.seconds
+        moving = planner.prev is not None  # else the planner is at rest
+        px, py, pz = planner.prev or (0.0, 0.0, 0.0)
+        queued = len(blocks)
+        # Whether the newest block is below its maximum entry speed: the
+        # reverse pass stops at the first block that is not.
+        below = bool(blocks) and blocks[-1][3] < blocks[-1][2]
+        for shape, nums, raw in lines:
             kind = plain_move(shape)
             if kind is None and b";" in shape:
                 # A comment must be printable text, as clean_line checks.
@@ -224,13 +231,13 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                     # "G1 X.. Y.. E.. ; infill"
                     kind = plain_move(shape[: shape.find(b";")].rstrip(b" "))
                     nums = nums[:cut]
-            if kind is not None:
-                words = nums.split()
-                try:
-                    # The two shapes of most lines first, read by unpacking.
+            if kind is None:
+                break
+            words = nums.split()
+            try:
+                if flat and (kind is xye or kind is xy):
                     if kind is xye:
                         word, sx, sy, se = words
-                        wx, wy = float(sx), float(sy)
                         # A slicer repeats E along a stretch of one width:
                         # float() is the slowest step, a dict look-up is not.
                         we = e_seen(se)
@@ -239,246 +246,230 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                             if len(e_values) >= _E_VALUES:
                                 e_values.clear()
                             e_values[se] = we
-                        wz = wf = None
-                    elif kind is xy:
-                        word, sx, sy = words
-                        wx, wy = float(sx), float(sy)
-                        wz = we = wf = None
+                        de = we if e_relative else we - e_pos
                     else:
-                        _, ix, iy, iz, ie, jf = kind
-                        # Every index up to the last word's is read: a word
-                        # without a number ("X") leaves too few, an IndexError.
-                        wx = float(words[ix]) if ix else None
-                        wy = float(words[iy]) if iy else None
-                        wz = float(words[iz]) if iz else None
-                        we = float(words[ie]) if ie else None
-                        wf = float(words[jf]) if jf else None
-                        word = words[0]
-                    if word != b"1" and word != rapid_word:  # "G01", "G1.5"
-                        kind = None
-                except (ValueError, IndexError):  # "X1.2.3", "X-", "X"
-                    kind = None
-            if kind is not None:
-                if wf is not None:
-                    wf *= sc
-                    if 0.0 < wf < huge:
-                        if wf < MIN_FEED:
-                            wf = MIN_FEED
-                        elif max_feed is not None and wf > max_feed:
-                            wf = max_feed
-                        feed = wf
-                        feed_sq = (wf / 60.0) ** 2
-                        feed_fresh = True
-                motion_word = word
-                if direct:  # absolute millimetres: times 1.0 left out, the same numbers
-                    nx = x if wx is None else wx
-                    ny = y if wy is None else wy
-                    nz = z if wz is None else wz
-                elif relative:
-                    nx = x if wx is None else x + wx * sc
-                    ny = y if wy is None else y + wy * sc
-                    nz = z if wz is None else z + wz * sc
+                        word, sx, sy = words
+                        de = 0.0
+                    nx, ny = float(sx), float(sy)
+                    if word != b"1" and word != b"0":  # "G01", "G1.5"
+                        break
+                    nz = z
+                    dx = nx - x
+                    dy = ny - y
+                    dz = 0.0
+                    length = sqrt(dx * dx + dy * dy)
                 else:
-                    nx = x if wx is None else wx * sc
-                    ny = y if wy is None else wy * sc
-                    nz = z if wz is None else wz * sc
-                de = 0.0
-                if we is not None and not grbl:
-                    de = we * sc if e_relative else we * sc - e_pos
-                dx = nx - x
-                dy = ny - y
-                dz = nz - z
-                length = sqrt(dx * dx + dy * dy + dz * dz)
-                if not (length < huge and neg_huge < de < huge):
-                    skipped += 1
-                    continue
+                    _, ix, iy, iz, ie, jf = kind
+                    # Every index up to the last word's is read: a word
+                    # without a number ("X") leaves too few, an IndexError.
+                    wx = float(words[ix]) if ix else None
+                    wy = float(words[iy]) if iy else None
+                    wz = float(words[iz]) if iz else None
+                    we = float(words[ie]) if ie else None
+                    wf = float(words[jf]) if jf else None
+                    word = words[0]
+                    if word != b"1" and word != rapid_word:
+                        break
+                    if wf is not None:
+                        wf *= sc
+                        if 0.0 < wf < huge:
+                            if wf < MIN_FEED:
+                                wf = MIN_FEED
+                            elif max_feed is not None and wf > max_feed:
+                                wf = max_feed
+                            feed = wf
+                            feed_sq = (wf / 60.0) ** 2
+                            feed_fresh = True
+                    if relative:
+                        nx = x if wx is None else x + wx * sc
+                        ny = y if wy is None else y + wy * sc
+                        nz = z if wz is None else z + wz * sc
+                    else:
+                        nx = x if wx is None else wx * sc
+                        ny = y if wy is None else wy * sc
+                        nz = z if wz is None else wz * sc
+                    de = 0.0
+                    if we is not None and not grbl:
+                        de = we * sc if e_relative else we * sc - e_pos
+                    dx = nx - x
+                    dy = ny - y
+                    dz = nz - z
+                    length = sqrt(dx * dx + dy * dy + dz * dz)
+            except (ValueError, IndexError):  # "X1.2.3", "X-", "X"
+                break
+            motion_word = word
+            if not (length < huge and neg_huge < de < huge):
+                skipped += 1
+                continue
+            if de != 0.0:
+                e_pos += de
+                e_total += de
+            if length == 0.0:
                 understood += 1
                 if de != 0.0:
-                    e_pos += de
-                    e_total += de
-                if length == 0.0:
-                    if de != 0.0:
-                        moves += 1
-                        planner.prev = (px, py, pz) if moving else None
-                        planner.prev_nominal_sq = prev_nominal_sq
-                        planner.seconds = seconds
-                        planner.add_alone(abs(de), feed_sq)
-                        moving = False
-                        last = _AT_REST
-                        queued = 0
-                        seconds = planner.seconds
-                    continue
-                moves += 1
-                if feed_fresh:  # the feed is new since the last move
-                    feed_fresh = False
-                    if feed < feed_min:
-                        feed_min = feed
-                    if feed > feed_max:
-                        feed_max = feed
-                # -- Planner.add, inlined (entry and exit directions equal)
-                ux, uy, uz = dx / length, dy / length, dz / length
-                if moving:
-                    cos_theta = -(px * ux + py * uy + pz * uz)
-                    if cos_theta > 0.999999:
-                        max_entry_sq = 0.0
-                    else:
-                        if cos_theta < -0.999999:
-                            cos_theta = -0.999999
-                        sin_half = sqrt(0.5 * (1.0 - cos_theta))
-                        max_entry_sq = jd_accel * sin_half / (1.0 - sin_half)
-                    if max_entry_sq > feed_sq:
-                        max_entry_sq = feed_sq
-                    if max_entry_sq > prev_nominal_sq:
-                        max_entry_sq = prev_nominal_sq
-                else:
+                    moves += 1
+                    moves_in += 1
+                    planner.prev = (px, py, pz) if moving else None
+                    planner.prev_nominal_sq = prev_nominal_sq
+                    planner.seconds = seconds
+                    planner.add_alone(abs(de), feed_sq)
+                    moving = below = False
+                    queued = 0
+                    seconds = planner.seconds
+                continue
+            moves += 1
+            if feed_fresh:  # the feed is new since the last move
+                feed_fresh = False
+                if feed < feed_min:
+                    feed_min = feed
+                if feed > feed_max:
+                    feed_max = feed
+            # -- Planner.add, inlined (entry and exit directions equal)
+            ux, uy, uz = dx / length, dy / length, dz / length
+            if moving:
+                cos_theta = -(px * ux + py * uy + pz * uz)
+                if cos_theta > 0.999999:
                     max_entry_sq = 0.0
-                    moving = True
-                brake_sq = two_accel * length
-                new = [
-                    length,
-                    feed_sq,
-                    max_entry_sq,
-                    brake_sq if brake_sq < max_entry_sq else max_entry_sq,
-                ]
-                append(new)
+                else:
+                    if cos_theta < -0.999999:
+                        cos_theta = -0.999999
+                    sin_half = sqrt(0.5 * (1.0 - cos_theta))
+                    max_entry_sq = jd_accel * sin_half / (1.0 - sin_half)
+                if max_entry_sq > feed_sq:
+                    max_entry_sq = feed_sq
+                if max_entry_sq > prev_nominal_sq:
+                    max_entry_sq = prev_nominal_sq
+            else:
+                max_entry_sq = 0.0
+                moving = True
+            brake_sq = two_accel * length
+            if brake_sq < max_entry_sq:
+                append([length, feed_sq, max_entry_sq, brake_sq])
+            else:
+                append([length, feed_sq, max_entry_sq, max_entry_sq])
+            px, py, pz = ux, uy, uz
+            prev_nominal_sq = feed_sq
+            if below:  # the reverse pass, from the block before the new one
+                i = queued - 1
+                while i >= 0:
+                    block = blocks[i]
+                    if block[3] >= block[2]:
+                        break
+                    entry_sq = blocks[i + 1][3] + two_accel * block[0]
+                    if entry_sq > block[2]:
+                        entry_sq = block[2]
+                    if entry_sq <= block[3]:
+                        break
+                    block[3] = entry_sq
+                    i -= 1
+            below = brake_sq < max_entry_sq
+            if queued < PLANNER_BLOCKS:
                 queued += 1
-                px, py, pz = ux, uy, uz
-                prev_nominal_sq = feed_sq
-                # The reverse pass stops at the first block already at its
-                # maximum entry speed: most often the one before the new one.
-                if last[3] < last[2]:
-                    i = queued - 2
-                    while i >= 0:
-                        block = blocks[i]
-                        if block[3] >= block[2]:
-                            break
-                        entry_sq = blocks[i + 1][3] + two_accel * block[0]
-                        if entry_sq > block[2]:
-                            entry_sq = block[2]
-                        if entry_sq <= block[3]:
-                            break
-                        block[3] = entry_sq
-                        i -= 1
-                last = new
-                if queued > PLANNER_BLOCKS:
-                    queued -= 1
-                    # -- Planner._execute_oldest, inlined
-                    b_len, b_nom, _, b_entry = popleft()
-                    following = blocks[0]
-                    exit_sq = b_entry + two_accel * b_len
-                    if following[3] < exit_sq:
-                        exit_sq = following[3]
-                    following[2] = following[3] = exit_sq
-                    v_in = root_exit if b_entry == root_exit_sq else sqrt(b_entry)
-                    v_out = sqrt(exit_sq)
-                    root_exit_sq, root_exit = exit_sq, v_out
-                    accel_mm = (b_nom - b_entry) / two_accel
-                    decel_mm = (b_nom - exit_sq) / two_accel
-                    if accel_mm + decel_mm <= b_len:
-                        if b_nom != root_nom_sq:
-                            root_nom_sq, root_nom = b_nom, sqrt(b_nom)
-                        seconds += (2.0 * root_nom - v_in - v_out) / accel + (
-                            b_len - accel_mm - decel_mm
-                        ) / root_nom
-                    else:
-                        v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
-                        seconds += (2.0 * v_peak - v_in - v_out) / accel
-                # -- extents, work and travel, as in _linear
-                if nx < lo_x:
-                    lo_x = nx
-                if nx > hi_x:
-                    hi_x = nx
-                if ny < lo_y:
-                    lo_y = ny
-                if ny > hi_y:
-                    hi_y = ny
+            else:
+                # -- Planner._execute_oldest, inlined
+                b_len, b_nom, _, b_entry = popleft()
+                following = blocks[0]
+                exit_sq = b_entry + two_accel * b_len
+                if following[3] < exit_sq:
+                    exit_sq = following[3]
+                following[2] = following[3] = exit_sq
+                v_in = root_exit if b_entry == root_exit_sq else sqrt(b_entry)
+                v_out = sqrt(exit_sq)
+                root_exit_sq, root_exit = exit_sq, v_out
+                accel_mm = (b_nom - b_entry) / two_accel
+                decel_mm = (b_nom - exit_sq) / two_accel
+                if accel_mm + decel_mm <= b_len:
+                    if b_nom != root_nom_sq:
+                        root_nom_sq, root_nom = b_nom, sqrt(b_nom)
+                    seconds += (2.0 * root_nom - v_in - v_out) / accel + (
+                        b_len - accel_mm - decel_mm
+                    ) / root_nom
+                else:
+                    v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
+                    seconds += (2.0 * v_peak - v_in - v_out) / accel
+            # -- extents, work and travel, as in _linear
+            if nx < lo_x:
+                lo_x = nx
+            if nx > hi_x:
+                hi_x = nx
+            if ny < lo_y:
+                lo_y = ny
+            if ny > hi_y:
+                hi_y = ny
+            if nz != ext_z:  # including a Z already inside changes nothing
+                ext_z = nz
                 if nz < lo_z:
                     lo_z = nz
                 if nz > hi_z:
                     hi_z = nz
-                if (cuts and word == b"1") if grbl else de > 0.0:
-                    work_mm += length
-                    if not work_here:
-                        # The start of a stretch of work (Interpreter._include).
-                        if x < wlo_x:
-                            wlo_x = x
-                        if x > whi_x:
-                            whi_x = x
-                        if y < wlo_y:
-                            wlo_y = y
-                        if y > whi_y:
-                            whi_y = y
-                        if z < wlo_z:
-                            wlo_z = z
-                        if z > whi_z:
-                            whi_z = z
-                        work_here = True
-                    if nx < wlo_x:
-                        wlo_x = nx
-                    if nx > whi_x:
-                        whi_x = nx
-                    if ny < wlo_y:
-                        wlo_y = ny
-                    if ny > whi_y:
-                        whi_y = ny
-                    if dz != 0.0:
-                        if nz < wlo_z:
-                            wlo_z = nz
-                        if nz > whi_z:
-                            whi_z = nz
-                    elif nz != layer_z:
-                        layer_z = nz
-                        layers_add(round(nz * 1000.0))
-                else:
-                    travel_mm += length
-                    work_here = False
-                x, y, z = nx, ny, nz
-                continue
-            # -- the general path, with the state written back and read again
-            m.feed, m.feed_sq = feed, feed_sq
-            m.x, m.y, m.z, m.e = x, y, z, e_pos
-            m.moves, m.travel_mm, m.work_mm = moves, travel_mm, work_mm
-            m.e_total, m.feed_min, m.feed_max = e_total, feed_min, feed_max
-            m.work_here, m.layer_z = work_here, layer_z
-            if motion_word is not None:
-                m.motion_mode = 1 if motion_word == b"1" else 0
-            ext[:] = lo_x, lo_y, lo_z, hi_x, hi_y, hi_z
-            work[:] = wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z
-            planner.prev = (px, py, pz) if moving else None
-            planner.prev_nominal_sq = prev_nominal_sq
-            planner.seconds = seconds
+            if (cuts and word == b"1") if grbl else de > 0.0:
+                work_mm += length
+                if not work_here:
+                    # The start of a stretch of work (Interpreter._include).
+                    if x < wlo_x:
+                        wlo_x = x
+                    if x > whi_x:
+                        whi_x = x
+                    if y < wlo_y:
+                        wlo_y = y
+                    if y > whi_y:
+                        whi_y = y
+                    if z < wlo_z:
+                        wlo_z = z
+                    if z > whi_z:
+                        whi_z = z
+                    work_here = True
+                if nx < wlo_x:
+                    wlo_x = nx
+                if nx > whi_x:
+                    whi_x = nx
+                if ny < wlo_y:
+                    wlo_y = ny
+                if ny > whi_y:
+                    whi_y = ny
+                if dz != 0.0:
+                    if nz < wlo_z:
+                        wlo_z = nz
+                    if nz > whi_z:
+                        whi_z = nz
+                elif nz != layer_z:
+                    layer_z = nz
+                    layers_add(round(nz * 1000.0))
+            else:
+                travel_mm += length
+                work_here = False
+            x = nx
+            y = ny
+            z = nz
+            continue
+        else:
+            raw = None  # the block is done
+        # -- sync out: the locals back into the interpreter
+        understood += moves - moves_in
+        if motion_word is not None:
+            m.motion_mode = 1 if motion_word == b"1" else 0
+            motion_word = None
+        m.feed, m.feed_sq = feed, feed_sq
+        m.x, m.y, m.z, m.e = x, y, z, e_pos
+        m.moves, m.travel_mm, m.work_mm = moves, travel_mm, work_mm
+        m.e_total, m.feed_min, m.feed_max = e_total, feed_min, feed_max
+        m.work_here, m.layer_z = work_here, layer_z
+        ext[:] = lo_x, lo_y, lo_z, hi_x, hi_y, hi_z
+        work[:] = wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z
+        planner.prev = (px, py, pz) if moving else None
+        planner.prev_nominal_sq = prev_nominal_sq
+        planner.seconds = seconds
+        if raw is None:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            lines = _lines(chunk)
+        else:
+            # -- the general path
             result = m.feed_one(raw.decode("latin-1") if isinstance(raw, bytes) else raw)
             if result > 0:
                 understood += 1
             elif result < 0:
                 skipped += 1
-            sc, relative, e_relative = m.scale, m.relative, m.e_relative
-            cuts = grbl and m.spindle_on and m.spindle_power > 0.0
-            feed, feed_sq = m.feed, m.feed_sq
-            x, y, z, e_pos = m.x, m.y, m.z, m.e
-            moves, travel_mm, work_mm = m.moves, m.travel_mm, m.work_mm
-            e_total, feed_min, feed_max = m.e_total, m.feed_min, m.feed_max
-            work_here, layer_z = m.work_here, m.layer_z
-            motion_word = None
-            lo_x, lo_y, lo_z, hi_x, hi_y, hi_z = ext
-            wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z = work
-            prev_nominal_sq, seconds = planner.prev_nominal_sq, planner.seconds
-            moving = planner.prev is not None
-            px, py, pz = planner.prev or (0.0, 0.0, 0.0)
-            queued = len(blocks)
-            last = blocks[-1] if blocks else _AT_REST
-            direct = not relative and sc == 1.0
-            feed_fresh = True
-    if motion_word is not None:
-        m.motion_mode = 1 if motion_word == b"1" else 0
-    m.feed, m.feed_sq = feed, feed_sq
-    m.x, m.y, m.z, m.e = x, y, z, e_pos
-    m.moves, m.travel_mm, m.work_mm = moves, travel_mm, work_mm
-    m.e_total, m.feed_min, m.feed_max = e_total, feed_min, feed_max
-    m.work_here, m.layer_z = work_here, layer_z
-    ext[:] = lo_x, lo_y, lo_z, hi_x, hi_y, hi_z
-    work[:] = wlo_x, wlo_y, wlo_z, whi_x, whi_y, whi_z
-    planner.prev = (px, py, pz) if moving else None
-    planner.prev_nominal_sq = prev_nominal_sq
-    planner.seconds = seconds
+            ext_z = math.nan
     return understood, skipped

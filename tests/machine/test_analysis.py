@@ -556,12 +556,41 @@ _other_line = st.sampled_from(
 )
 
 
+# What a slicer writes most: the shapes the loop reads by unpacking, with
+# the numbers slicers print (".8", "-0", "5.") and a few it does not.
+_slicer_num = st.one_of(
+    _num,
+    st.sampled_from(["-0", "0", "-0.000", ".8", "-.8", "5.", "1.2.3", "-", "", "1e3"]),
+    st.just("99999999999"),
+)
+_slicer_line = st.tuples(
+    st.sampled_from(["G1", "G0", "G01", "G2"]),
+    _slicer_num,
+    _slicer_num,
+    st.one_of(st.none(), _slicer_num),
+    st.sampled_from(["", " ; infill", " ", "\r"]),
+).map(lambda t: f"{t[0]} X{t[1]} Y{t[2]}" + ("" if t[3] is None else f" E{t[3]}") + t[4])
+
+
 @pytest.mark.parametrize("firmware", ["marlin", "grbl"])
 @settings(max_examples=200, deadline=None)
 @given(lines=st.lists(st.one_of(_fast_line, _other_line), max_size=60))
 def test_fast_loop_agrees_with_the_line_by_line_path(firmware: Firmware, lines: list[str]) -> None:
     """A leading tab sends every line the general way (clean_line, then the
     interpreter); the one-loop fast path must give exactly the same analysis."""
+    fast = analyze_lines([line + "\n" for line in lines], firmware=firmware)
+    slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
+    assert fast == slow
+
+
+@pytest.mark.parametrize("firmware", ["marlin", "grbl"])
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.one_of(_slicer_line, _fast_line, _other_line), max_size=80))
+def test_slicer_shapes_agree_with_the_line_by_line_path(
+    firmware: Firmware, lines: list[str]
+) -> None:
+    """Mostly 'G1 X.. Y.. E..' and 'G1 X.. Y..', the shapes read by
+    unpacking, between mode changes (G91, M82/M83, G20, G92 ...)."""
     fast = analyze_lines([line + "\n" for line in lines], firmware=firmware)
     slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
     assert fast == slow
@@ -576,7 +605,10 @@ _file_line = st.tuples(
 
 @pytest.mark.parametrize("firmware", ["marlin", "grbl"])
 @settings(max_examples=200, deadline=None)
-@given(lines=st.lists(st.one_of(_file_line, _other_line), max_size=60), bom=st.booleans())
+@given(
+    lines=st.lists(st.one_of(_file_line, _slicer_line, _slicer_line, _other_line), max_size=60),
+    bom=st.booleans(),
+)
 def test_file_loop_agrees_with_the_line_by_line_path(
     firmware: Firmware, lines: list[str], bom: bool
 ) -> None:
