@@ -132,6 +132,24 @@ def _pieces(text: bytes, max_line: int) -> Iterator[str]:
         start = end
 
 
+def _straight(nominal_sq: float, jd_accel: float) -> float:
+    """A cosine below which a junction's speed limit is above ``nominal_sq``.
+
+    The junction deviation limit ``jd_accel·s/(1-s)``, ``s = √(½(1-cos θ))``
+    (cos θ kept above -0.999999), grows as cos θ falls; it reaches
+    ``nominal_sq`` at ``s = n/(jd_accel+n)``.  The cosine returned is that
+    point less 1e-9, a margin a million times the rounding of the
+    computation, so a junction below it is limited by the feed alone; -2.0
+    (no cosine) when the limit never reaches the feed.  Never above 0.999999,
+    where a reversal stops the motion whatever the feed.
+    """
+    s = nominal_sq / (jd_accel + nominal_sq)
+    cosine = 1.0 - 2.0 * s * s - 1e-9
+    if cosine > 0.999999:
+        return 0.999999
+    return cosine if cosine > -0.999999 + 1e-9 else -2.0
+
+
 def _lines(chunk: bytes | str) -> Iterator[tuple[bytes, bytes, bytes | str]]:
     """Each line of a block with its shape and its numbers."""
     if type(chunk) is str:  # a piece of a line, for the general path
@@ -205,6 +223,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
         cuts = grbl and m.spindle_on and m.spindle_power > 0.0
         feed, feed_sq = m.feed, m.feed_sq
         feed_fresh = True
+        straight = _straight(feed_sq, jd_accel)
         x, y, z, e_pos = m.x, m.y, m.z, m.e
         moves, travel_mm, work_mm, e_total = m.moves, m.travel_mm, m.work_mm, m.e_total
         moves_in = moves  # a plain move counted in moves is a line understood
@@ -280,6 +299,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                             feed = wf
                             feed_sq = (wf / 60.0) ** 2
                             feed_fresh = True
+                            straight = _straight(feed_sq, jd_accel)
                     if relative:
                         nx = x if wx is None else x + wx * sc
                         ny = y if wy is None else y + wy * sc
@@ -328,7 +348,11 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
             ux, uy, uz = dx / length, dy / length, dz / length
             if moving:
                 cos_theta = -(px * ux + py * uy + pz * uz)
-                if cos_theta > 0.999999:
+                if cos_theta < straight and feed_sq == prev_nominal_sq:
+                    # So straight on that the junction allows the feed: what
+                    # the lines below give, without their square root.
+                    max_entry_sq = feed_sq
+                elif cos_theta > 0.999999:
                     max_entry_sq = 0.0
                 else:
                     if cos_theta < -0.999999:

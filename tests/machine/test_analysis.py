@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.machine.analysis import Analysis, Extents, analyze_file, analyze_lines
+from gateway.machine.analysis_loop import _straight
 from gateway.machine.gcode import Firmware
 
 
@@ -620,3 +621,27 @@ def test_file_loop_agrees_with_the_line_by_line_path(
         from_file = analyze_file(path, firmware=firmware)
     slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
     assert from_file == slow
+
+
+@settings(max_examples=500)
+@given(
+    feed=st.floats(0.06, 1e9),
+    jd_accel=st.sampled_from([13.0, 10.0, 65.0, 1.0]),
+    below=st.floats(0.0, 2.0),
+)
+def test_a_junction_below_the_straight_cosine_is_limited_by_the_feed(
+    feed: float, jd_accel: float, below: float
+) -> None:
+    """The loop skips the junction formula for cosines below _straight():
+    there the formula (as Planner.add computes it) must give the feed."""
+    nominal_sq = (feed / 60.0) ** 2
+    threshold = _straight(nominal_sq, jd_accel)
+    for cos_theta in (threshold - below, math.nextafter(threshold, -math.inf)):
+        if not -1.0 <= cos_theta < threshold:
+            continue
+        if cos_theta > 0.999999:
+            limit = 0.0
+        else:
+            sin_half = math.sqrt(0.5 * (1.0 - max(cos_theta, -0.999999)))
+            limit = jd_accel * sin_half / (1.0 - sin_half)
+        assert min(limit, nominal_sq) == nominal_sq
