@@ -8,10 +8,10 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import gateway
 
@@ -440,16 +440,29 @@ CONFIG_HELP = (
 )
 
 
-#: Commands that need nothing beyond their own module: for these the parser is built without
-#: the ledger's subcommands, whose module imports the config models, SQLite and cryptography
-#: (a third of a second on a Pi, longer than ``gateway analyze`` takes for a typical file).
-SELF_CONTAINED = frozenset({"analyze"})
+def _add_analyze(sub: Any) -> None:
+    a = sub.add_parser("analyze", help="lines, extents, filament and duration of a file")
+    a.add_argument("file")
+    a.add_argument("--firmware", choices=["marlin", "grbl"], default="marlin")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_analyze)
 
 
-def build_parser(*, ledger: bool = True) -> argparse.ArgumentParser:
+#: Commands that need nothing beyond their own module, and how to add each to the parser:
+#: ``gateway <command>`` builds a parser with that command alone.  Building every command's
+#: parser, and loading the ledger's command-line module (the config models, SQLite and
+#: cryptography), takes longer than ``gateway analyze`` takes for a typical file.
+SELF_CONTAINED: dict[str, Callable[[Any], None]] = {"analyze": _add_analyze}
+
+
+def build_parser(*, only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with ``only`` one of :data:`SELF_CONTAINED`."""
     p = argparse.ArgumentParser(prog="gateway", description=gateway.__doc__)
     p.add_argument("--version", action="version", version=f"gateway {gateway.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    if only is not None:
+        SELF_CONTAINED[only](sub)
+        return p
 
     r = sub.add_parser("run", help="run the daemon")
     r.add_argument("--config", "-c", help=CONFIG_HELP)
@@ -495,11 +508,7 @@ def build_parser(*, ledger: bool = True) -> argparse.ArgumentParser:
     pr.add_argument("--verbose", "-v", action="store_true")
     pr.set_defaults(func=cmd_print)
 
-    a = sub.add_parser("analyze", help="lines, extents, filament and duration of a file")
-    a.add_argument("file")
-    a.add_argument("--firmware", choices=["marlin", "grbl"], default="marlin")
-    a.add_argument("--json", action="store_true")
-    a.set_defaults(func=cmd_analyze)
+    _add_analyze(sub)
 
     se = sub.add_parser("sessions", help="badge session records")
     se_sub = se.add_subparsers(dest="sessions_command", required=True)
@@ -585,17 +594,16 @@ def build_parser(*, ledger: bool = True) -> argparse.ArgumentParser:
     ro.add_argument("--config", "-c", help=CONFIG_HELP)
     ro.set_defaults(func=cmd_relay_off)
 
-    if ledger:
-        from gateway.ledger.cli import add_parser as add_ledger_parser
+    from gateway.ledger.cli import add_parser as add_ledger_parser
 
-        add_ledger_parser(sub)
+    add_ledger_parser(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
-    lean = bool(words) and words[0] in SELF_CONTAINED
-    args = build_parser(ledger=not lean).parse_args(words)
+    only = words[0] if words and words[0] in SELF_CONTAINED else None
+    args = build_parser(only=only).parse_args(words)
     with contextlib.suppress(KeyboardInterrupt):
         return int(args.func(args))
     return 130
