@@ -39,7 +39,7 @@ MIN_FEED = 0.06  # mm/min (1 µm/s): a slower F is taken as this
 
 _DIGITS = b"0123456789.+-"
 _BLOCK = 32 * 1024  # bytes read at a time: a few hundred lines, little memory
-_E_VALUES = 512  # E numbers remembered (their float)
+_E_VALUES = 512  # E numbers remembered (their value)
 _BATCH = 500  # lines joined into one block
 _BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
 _AXIS_LETTERS = "XYZEF"
@@ -52,12 +52,33 @@ def _table(keep: bytes, other: bytes) -> bytes:
     return bytes(table)
 
 
-# Shape: the letters a plain move may have, its spaces, the comment mark; any
-# other byte becomes "#", which no shape has.  Digits and signs are deleted.
-_SHAPE = _table(b"GXYZEF ;\n", b"#")
-# Numbers: digits, signs and points kept, everything else a space.
-_NUMBERS = _table(_DIGITS + b"\n", b" ")
-_PRINTABLE = bytes(range(0x20, 0x7F))
+# Signature: each digit a "9"; the letters a plain move may have, signs,
+# points, spaces and the comment mark kept; any other printable ASCII
+# character a "#", anything else (control, non-ASCII) a "!".
+
+
+def _signature_table() -> bytes:
+    table = bytearray(_table(b"GXYZEF.+- ;\n", b"#"))
+    for byte in b"0123456789":
+        table[byte] = ord("9")
+    for byte in (*range(0x20), *range(0x7F, 0x100)):
+        if byte != ord("\n"):
+            table[byte] = ord("!")
+    return bytes(table)
+
+
+_SIGNATURE = _signature_table()
+# Numbers without their points: digits and signs kept (and the comment mark,
+# to cut at), everything else a space.
+_DIGITS_ONLY = _table(b"0123456789+-;\n", b" ")
+# Numbers as written, for the lines read with float().
+_NUMBERS = _table(_DIGITS, b" ")
+# What a line's signature says: read X Y E or X Y as integers; read with
+# float() (kind of plain move known); a blank line; the general path.
+_XYE, _XY, _PLAIN, _BLANK, _GENERAL = range(5)
+# (what, where a comment starts or 0, X, Y and E divisors, plain-move kind)
+_Reading = tuple[int, int, float, float, float, "tuple[int, int, int, int, int, int] | None"]
+_SIGNATURES = 4096  # signatures remembered per file
 
 
 def _shapes() -> dict[bytes, tuple[int, int, int, int, int, int]]:
@@ -151,17 +172,61 @@ def _straight(nominal_sq: float, jd_accel: float) -> float:
 
 
 def _lines(chunk: bytes | str) -> Iterator[tuple[bytes, bytes, bytes | str]]:
-    """Each line of a block with its shape and its numbers."""
+    """Each line of a block with its signature and its digits."""
     if type(chunk) is str:  # a piece of a line, for the general path
-        return iter(((b"", b"", chunk),))
+        return iter(((b"!", b"", chunk),))
     assert isinstance(chunk, bytes)
     if b"\r" in chunk:
         chunk = chunk.replace(b"\r\n", b"\n")  # clean_line strips it too
     if chunk[-1:] == b"\n":
         chunk = chunk[:-1]
-    shapes = chunk.translate(_SHAPE, _DIGITS).split(b"\n")
-    numbers = chunk.translate(_NUMBERS).split(b"\n")
-    return zip(shapes, numbers, chunk.split(b"\n"), strict=True)
+    signatures = chunk.translate(_SIGNATURE).split(b"\n")
+    digits = chunk.translate(_DIGITS_ONLY, b".").split(b"\n")
+    return zip(signatures, digits, chunk.split(b"\n"), strict=True)
+
+
+_GENERAL_READING: _Reading = (_GENERAL, 0, 0.0, 0.0, 0.0, None)
+_BLANK_READING: _Reading = (_BLANK, 0, 0.0, 0.0, 0.0, None)
+
+
+def _reading(signature: bytes) -> _Reading:
+    """How to read the lines of one signature (see :data:`_SIGNATURE`).
+
+    A plain move is ``G0``/``G1`` and some of X, Y, Z, E, F, each once,
+    single spaces apart, each with a number of digits, a sign and a point
+    (perhaps with a comment of printable text).  ``G X Y E`` and ``G X Y``
+    with unsigned numbers of at most 15 digits are read as integers over a
+    power of ten: both exactly representable, so their quotient is the
+    correctly rounded number, as float() gives.  Anything that is not a plain
+    move goes the general way, so nothing here decides what a line means.
+    """
+    code, semi, comment = signature.partition(b";")
+    if b"!" in comment:  # clean_line rejects a control byte even in a comment
+        return _GENERAL_READING
+    code = code.rstrip(b" ")
+    if not code:  # spaces, perhaps a comment
+        return _BLANK_READING
+    words = code.split(b" ")
+    if words[0] != b"G9":
+        return _GENERAL_READING
+    letters = [word[:1] for word in words[1:]]
+    numbers = [word[1:] for word in words[1:]]
+    kind = _PLAIN_MOVES.get(b" ".join((b"G", *letters)))
+    if kind is None or any(number.strip(b"9.+-") for number in numbers):
+        return _GENERAL_READING
+    cut = len(code) if semi else 0  # the comment, cut from the numbers
+    unsigned = all(
+        number.count(b".") <= 1 and 0 < number.count(b"9") <= 15 and number.strip(b"9.") == b""
+        for number in numbers
+    )
+    if unsigned and letters in ([b"X", b"Y", b"E"], [b"X", b"Y"]):
+        places = [float(10 ** len(number.partition(b".")[2])) for number in numbers]
+        if semi:  # where the comment starts once the points are gone
+            cut -= code.count(b".")
+        if len(places) == 3:
+            return (_XYE, cut, places[0], places[1], places[2], kind)
+        return (_XY, cut, places[0], places[1], 1.0, kind)
+    return (_PLAIN, cut, 0.0, 0.0, 0.0, kind)
 
 
 def run_lines(m: Interpreter, lines: Iterable[str]) -> tuple[int, int]:
@@ -194,16 +259,17 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
     sqrt = math.sqrt
     huge, neg_huge = HUGE, -HUGE
     layers_add = m.layers.add
-    plain_move = _PLAIN_MOVES.get
-    xye, xy = _PLAIN_MOVES[b"G X Y E"], _PLAIN_MOVES[b"G X Y"]
-    e_values: dict[bytes, float] = {}
+    readings: dict[bytes, _Reading] = {}
+    read_as = readings.get
+    e_values: dict[bytes, float] = {}  # E digits read, for e_values_places
+    e_values_places = 0.0
     e_seen = e_values.get
     wx: float | None
     wy: float | None
     wz: float | None
     we: float | None
     wf: float | None
-    printable = _PRINTABLE
+    numbers_table = _NUMBERS
     rapid_word = b"1" if grbl else b"0"  # GRBL's G0 goes the general way
     ext, work = m.ext, m.work_ext
     ext_z = math.nan  # a Z known to be inside ext already
@@ -238,85 +304,102 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
         # Whether the newest block is below its maximum entry speed: the
         # reverse pass stops at the first block that is not.
         below = bool(blocks) and blocks[-1][3] < blocks[-1][2]
-        for shape, nums, raw in lines:
-            kind = plain_move(shape)
-            if kind is None and b";" in shape:
-                # A comment must be printable text, as clean_line checks.
-                assert isinstance(raw, bytes)
-                cut = raw.find(b";")
-                if not raw[cut:].translate(None, printable):
-                    if not cut:  # a comment line: blank
-                        continue
-                    # "G1 X.. Y.. E.. ; infill"
-                    kind = plain_move(shape[: shape.find(b";")].rstrip(b" "))
-                    nums = nums[:cut]
-            if kind is None:
-                break
-            words = nums.split()
-            try:
-                if flat and (kind is xye or kind is xy):
-                    if kind is xye:
-                        word, sx, sy, se = words
-                        # A slicer repeats E along a stretch of one width:
-                        # float() is the slowest step, a dict look-up is not.
-                        we = e_seen(se)
-                        if we is None:
-                            we = float(se)
-                            if len(e_values) >= _E_VALUES:
-                                e_values.clear()
-                            e_values[se] = we
-                        de = we if e_relative else we - e_pos
-                    else:
-                        word, sx, sy = words
-                        de = 0.0
-                    nx, ny = float(sx), float(sy)
-                    if word != b"1" and word != b"0":  # "G01", "G1.5"
-                        break
+        for signature, digits, raw in lines:
+            reading = read_as(signature)
+            if reading is None:
+                reading = _reading(signature)
+                if len(readings) >= _SIGNATURES:
+                    readings.clear()
+                readings[signature] = reading
+            what, cut, x_places, y_places, e_places, kind = reading
+            if what <= _XY:  # "G X Y E" or "G X Y", unsigned, read as integers
+                if cut:
+                    digits = digits[:cut]
+                if what == _XYE:
+                    word, sx, sy, se = digits.split()
+                    # A slicer repeats E along a stretch of one width: a
+                    # dict look-up is quicker than reading the number.
+                    if e_places != e_values_places:
+                        e_values.clear()
+                        e_values_places = e_places
+                    we = e_seen(se)
+                    if we is None:
+                        we = int(se) / e_places
+                        if len(e_values) >= _E_VALUES:
+                            e_values.clear()
+                        e_values[se] = we
+                else:
+                    word, sx, sy = digits.split()
+                    we = None
+                if word != b"1" and word != rapid_word:  # "G01", "G2"
+                    break
+                wx = int(sx) / x_places
+                wy = int(sy) / y_places
+                if flat:
+                    # Absolute millimetres on Marlin: the general arithmetic
+                    # below without its multiplications by 1.0 and Z terms
+                    # (Z stays, so dZ is 0.0 and the sums the same numbers).
+                    nx = wx
+                    ny = wy
                     nz = z
+                    de = 0.0 if we is None else we if e_relative else we - e_pos
                     dx = nx - x
                     dy = ny - y
                     dz = 0.0
                     length = sqrt(dx * dx + dy * dy)
+                    plain = False
                 else:
-                    _, ix, iy, iz, ie, jf = kind
+                    wz = wf = None
+                    plain = True
+            elif what == _PLAIN:
+                assert kind is not None and isinstance(raw, bytes)
+                numbers = (raw[:cut] if cut else raw).translate(numbers_table).split()
+                _, ix, iy, iz, ie, jf = kind
+                try:
                     # Every index up to the last word's is read: a word
                     # without a number ("X") leaves too few, an IndexError.
-                    wx = float(words[ix]) if ix else None
-                    wy = float(words[iy]) if iy else None
-                    wz = float(words[iz]) if iz else None
-                    we = float(words[ie]) if ie else None
-                    wf = float(words[jf]) if jf else None
-                    word = words[0]
-                    if word != b"1" and word != rapid_word:
-                        break
-                    if wf is not None:
-                        wf *= sc
-                        if 0.0 < wf < huge:
-                            if wf < MIN_FEED:
-                                wf = MIN_FEED
-                            elif max_feed is not None and wf > max_feed:
-                                wf = max_feed
-                            feed = wf
-                            feed_sq = (wf / 60.0) ** 2
-                            feed_fresh = True
-                            straight = _straight(feed_sq, jd_accel)
-                    if relative:
-                        nx = x if wx is None else x + wx * sc
-                        ny = y if wy is None else y + wy * sc
-                        nz = z if wz is None else z + wz * sc
-                    else:
-                        nx = x if wx is None else wx * sc
-                        ny = y if wy is None else wy * sc
-                        nz = z if wz is None else wz * sc
-                    de = 0.0
-                    if we is not None and not grbl:
-                        de = we * sc if e_relative else we * sc - e_pos
-                    dx = nx - x
-                    dy = ny - y
-                    dz = nz - z
-                    length = sqrt(dx * dx + dy * dy + dz * dz)
-            except (ValueError, IndexError):  # "X1.2.3", "X-", "X"
+                    wx = float(numbers[ix]) if ix else None
+                    wy = float(numbers[iy]) if iy else None
+                    wz = float(numbers[iz]) if iz else None
+                    we = float(numbers[ie]) if ie else None
+                    wf = float(numbers[jf]) if jf else None
+                except (ValueError, IndexError):  # "X1.2.3", "X-", "X"
+                    break
+                word = numbers[0]
+                if word != b"1" and word != rapid_word:
+                    break
+                plain = True
+            elif what == _BLANK:
+                continue
+            else:
                 break
+            if plain:
+                if wf is not None:
+                    wf *= sc
+                    if 0.0 < wf < huge:
+                        if wf < MIN_FEED:
+                            wf = MIN_FEED
+                        elif max_feed is not None and wf > max_feed:
+                            wf = max_feed
+                        feed = wf
+                        feed_sq = (wf / 60.0) ** 2
+                        feed_fresh = True
+                        straight = _straight(feed_sq, jd_accel)
+                if relative:
+                    nx = x if wx is None else x + wx * sc
+                    ny = y if wy is None else y + wy * sc
+                    nz = z if wz is None else z + wz * sc
+                else:
+                    nx = x if wx is None else wx * sc
+                    ny = y if wy is None else wy * sc
+                    nz = z if wz is None else wz * sc
+                de = 0.0
+                if we is not None and not grbl:
+                    de = we * sc if e_relative else we * sc - e_pos
+                dx = nx - x
+                dy = ny - y
+                dz = nz - z
+                length = sqrt(dx * dx + dy * dy + dz * dz)
             motion_word = word
             if not (length < huge and neg_huge < de < huge):
                 skipped += 1

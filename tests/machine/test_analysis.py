@@ -562,7 +562,9 @@ _other_line = st.sampled_from(
 _slicer_num = st.one_of(
     _num,
     st.sampled_from(["-0", "0", "-0.000", ".8", "-.8", "5.", "1.2.3", "-", "", "1e3"]),
-    st.just("99999999999"),
+    # the same digits in other places; 15, 16 and 17 significant digits
+    st.sampled_from(["05", "0.5", "00.5", ".05", "+5", "--5"]),
+    st.sampled_from(["99999999999", "123456789.012345", "1234567890.123456", "0.1000000000000001"]),
 )
 _slicer_line = st.tuples(
     st.sampled_from(["G1", "G0", "G01", "G2"]),
@@ -645,3 +647,34 @@ def test_a_junction_below_the_straight_cosine_is_limited_by_the_feed(
             sin_half = math.sqrt(0.5 * (1.0 - max(cos_theta, -0.999999)))
             limit = jd_accel * sin_half / (1.0 - sin_half)
         assert min(limit, nominal_sq) == nominal_sq
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # the same E digits in other places, one after the other
+        ["M83", "G1 X1 Y1 E05", "G1 X2 Y2 E0.5", "G1 X3 Y3 E00.5", "G1 X4 Y4 E.05", "G1 X5 Y5 E05"],
+        ["G1 X0.12345678901234567 Y1.0000000000000001 E0.1", "G1 X123456.789012345 Y2"],
+        ["G1 X9007199254740993 Y1", "G1 X0.9007199254740993 Y0.1"],  # beyond 2**53
+        ["G1 X-0.000 Y-0 E-0", "G1 X-1.5 Y2", "G1 X+1 Y+2", "G1 X1. Y.5 E5."],
+        ["G1 X10 Y10 E1 ; infill", "G1 X11 Y10 ;", "G1 X12 Y10 E.5;x", "G1 X1 Y1 ; caf\xe9"],
+    ],
+)
+def test_slicer_numbers_agree_with_the_line_by_line_path(lines: list[str]) -> None:
+    fast = analyze_lines([line + "\n" for line in lines])
+    slow = analyze_lines(["\t" + line + "\n" for line in lines])
+    assert fast == slow
+    assert fast.lines + fast.skipped_lines == len(lines)
+
+
+@settings(max_examples=500)
+@given(whole=st.integers(0, 10**9), places=st.integers(0, 15), width=st.integers(0, 15))
+def test_digits_over_a_power_of_ten_are_what_float_reads(
+    whole: int, places: int, width: int
+) -> None:
+    """The fast loop reads an unsigned number of at most 15 digits as
+    int(digits) / 10**places: exact operands, so the correctly rounded
+    quotient is the correctly rounded number float() reads."""
+    digits = str(whole).zfill(width)[-15:]
+    text = digits[: len(digits) - places] + "." + digits[len(digits) - places :]
+    assert int(digits) / float(10 ** (len(text) - text.index(".") - 1)) == float(text)
