@@ -412,13 +412,35 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                 if de != 0.0:
                     moves += 1
                     moves_in += 1
-                    planner.prev = (px, py, pz) if moving else None
-                    planner.prev_nominal_sq = prev_nominal_sq
-                    planner.seconds = seconds
-                    planner.add_alone(abs(de), feed_sq)
+                    # -- Planner.add_alone, inlined: run every waiting block
+                    # to a stop, then this extruder-only move from rest to rest.
+                    for alone in (None, [abs(de), feed_sq, 0.0, 0.0]):
+                        if alone is not None:
+                            append(alone)
+                        while blocks:  # Planner._execute_oldest
+                            b_len, b_nom, _, b_entry = popleft()
+                            if blocks:
+                                following = blocks[0]
+                                exit_sq = b_entry + two_accel * b_len
+                                if following[3] < exit_sq:
+                                    exit_sq = following[3]
+                                following[2] = following[3] = exit_sq
+                            else:
+                                exit_sq = 0.0
+                            v_in = sqrt(b_entry)
+                            v_out = sqrt(exit_sq)
+                            accel_mm = (b_nom - b_entry) / two_accel
+                            decel_mm = (b_nom - exit_sq) / two_accel
+                            if accel_mm + decel_mm <= b_len:
+                                v_nom = sqrt(b_nom)
+                                seconds += (2.0 * v_nom - v_in - v_out) / accel + (
+                                    b_len - accel_mm - decel_mm
+                                ) / v_nom
+                            else:
+                                v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
+                                seconds += (2.0 * v_peak - v_in - v_out) / accel
                     moving = below = False
                     queued = 0
-                    seconds = planner.seconds
                 continue
             moves += 1
             if feed_fresh:  # the feed is new since the last move
