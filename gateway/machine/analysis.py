@@ -55,7 +55,8 @@ from typing import Any
 
 from gateway.machine.analysis_loop import HUGE as _HUGE
 from gateway.machine.analysis_loop import MIN_FEED as _MIN_FEED
-from gateway.machine.analysis_loop import file_blocks, line_blocks, run_blocks
+from gateway.machine.analysis_loop import run_blocks
+from gateway.machine.analysis_read import file_blocks, line_blocks
 from gateway.machine.gcode import MAX_SOURCE_LINE, Firmware, GcodeError, clean_line
 from gateway.machine.planner import PLANNER_BLOCKS, Planner
 

@@ -8,149 +8,48 @@ interpreter's general path.  The property tests
 ``test_file_loop_agrees_with_the_line_by_line_path`` hold the two to the same
 results.
 
-The text arrives in blocks of whole lines, as Latin-1 bytes.  Two C-level
-passes over each block do most of the reading: one
-(:data:`_SHAPE`, digits and signs deleted) turns ``G1 X12.5 Y-3 E.02`` into
-its *shape* ``G X Y E``, the other (:data:`_NUMBERS`, letters blanked) into its
-numbers ``1 12.5 -3 .02``.  A line whose shape is ``G`` and some of the words
-X, Y, Z, E, F, each once, in any order, single spaces apart (perhaps with a
-comment), is a plain move: its numbers are read with ``float`` straight from
-the second pass.  Any other line, or a plain one whose numbers are not
-numbers, takes the general path as text, so nothing here decides what a
-strange line means.
+Lines come from :mod:`gateway.machine.analysis_read` with their signature
+and digits.  A plain move (``G0``/``G1`` with X, Y, Z, E, F, each once) is
+interpreted here with the state in locals and the planner inlined: the same
+arithmetic as the interpreter's ``_linear`` and
+:meth:`~gateway.machine.planner.Planner.add`, in the same order, so the same
+numbers.  Three shortcuts keep to that rule: ``G1 X.. Y.. (E..)`` in absolute
+millimetres on Marlin leaves out multiplications by 1.0 and the Z terms (Z
+stays: dZ is 0.0); the square roots of speeds already taken are remembered;
+a junction straight enough for the feed (:func:`_straight`) is given the
+feed, which the formula would give.  Every other line, and a plain one whose
+numbers are not numbers, takes the general path as text, so nothing here
+decides what a strange line means.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
+from gateway.machine.analysis_read import (
+    BLANK,
+    NUMBERS,
+    PLAIN,
+    SIGNATURES,
+    XY,
+    XYE,
+    Reading,
+    line_blocks,
+    lines_of,
+    reading_of,
+)
 from gateway.machine.planner import PLANNER_BLOCKS
 
 if TYPE_CHECKING:
     from gateway.machine.analysis import _Machine as Interpreter
 
-__all__ = ["HUGE", "MIN_FEED", "file_blocks", "line_blocks", "run_blocks", "run_lines"]
+__all__ = ["HUGE", "MIN_FEED", "run_blocks", "run_lines"]
 
 HUGE = 1e9  # mm; anything longer is a broken number, not a move
 MIN_FEED = 0.06  # mm/min (1 µm/s): a slower F is taken as this
-
-_DIGITS = b"0123456789.+-"
-_BLOCK = 32 * 1024  # bytes read at a time: a few hundred lines, little memory
 _E_VALUES = 512  # E numbers remembered (their value)
-_BATCH = 500  # lines joined into one block
-_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
-_AXIS_LETTERS = "XYZEF"
-
-
-def _table(keep: bytes, other: bytes) -> bytes:
-    table = bytearray(other * 256)
-    for byte in keep:
-        table[byte] = byte
-    return bytes(table)
-
-
-# Signature: each digit a "9"; the letters a plain move may have, signs,
-# points, spaces and the comment mark kept; any other printable ASCII
-# character a "#", anything else (control, non-ASCII) a "!".
-
-
-def _signature_table() -> bytes:
-    table = bytearray(_table(b"GXYZEF.+- ;\n", b"#"))
-    for byte in b"0123456789":
-        table[byte] = ord("9")
-    for byte in (*range(0x20), *range(0x7F, 0x100)):
-        if byte != ord("\n"):
-            table[byte] = ord("!")
-    return bytes(table)
-
-
-_SIGNATURE = _signature_table()
-# Numbers without their points: digits and signs kept (and the comment mark,
-# to cut at), everything else a space.
-_DIGITS_ONLY = _table(b"0123456789+-;\n", b" ")
-# Numbers as written, for the lines read with float().
-_NUMBERS = _table(_DIGITS, b" ")
-# What a line's signature says: read X Y E or X Y as integers; read with
-# float() (kind of plain move known); a blank line; the general path.
-_XYE, _XY, _PLAIN, _BLANK, _GENERAL = range(5)
-# (what, where a comment starts or 0, X, Y and E divisors, plain-move kind)
-_Reading = tuple[int, int, float, float, float, "tuple[int, int, int, int, int, int] | None"]
-_SIGNATURES = 4096  # signatures remembered per file
-
-
-def _shapes() -> dict[bytes, tuple[int, int, int, int, int, int]]:
-    """Every plain-move shape: (number of words, then the index of the X, Y,
-    Z, E and F word among them, 0 for none)."""
-    shapes = {}
-    for count in range(1, len(_AXIS_LETTERS) + 1):
-        for letters in itertools.permutations(_AXIS_LETTERS, count):
-            where = [0] * len(_AXIS_LETTERS)
-            for i, letter in enumerate(letters):
-                where[_AXIS_LETTERS.index(letter)] = i + 1
-            shape = " ".join(("G", *letters)).encode("ascii")
-            shapes[shape] = (count + 1, where[0], where[1], where[2], where[3], where[4])
-    return shapes
-
-
-_PLAIN_MOVES = _shapes()
-
-
-def line_blocks(lines: Iterable[str]) -> Iterator[bytes | str]:
-    """Lines as :func:`run_blocks` takes them: ASCII lines joined into blocks,
-    any other line (non-ASCII, or holding a line break) alone, as text."""
-    batch: list[str] = []
-    for line in lines:
-        body = line[:-1] if line[-1:] == "\n" else line
-        if body.isascii() and "\n" not in body:
-            batch.append(body)
-            if len(batch) < _BATCH:
-                continue
-            yield "\n".join(batch).encode("ascii")
-        else:
-            if batch:
-                yield "\n".join(batch).encode("ascii")
-            yield line
-        batch = []
-    if batch:
-        yield "\n".join(batch).encode("ascii")
-
-
-def file_blocks(fh: BinaryIO, max_line: int) -> Iterator[bytes | str]:
-    """A binary file as blocks for :func:`run_blocks`, cut where
-    ``fh.readline(max_line)`` would cut it: lines end at ``\n``, a line longer
-    than ``max_line`` comes in pieces of that size (as text, for the general
-    path), and a UTF-8 byte-order mark before the first line is skipped."""
-    yield fh.readline(max_line).removeprefix(_BOM).decode("latin-1")
-    tail = b""
-    while data := fh.read(_BLOCK):
-        if tail:
-            data = tail + data
-        cut = data.rfind(b"\n") + 1
-        if cut:
-            if cut > max_line:  # it may hold a line longer than max_line
-                yield from _pieces(data[:cut], max_line)
-            else:
-                yield data[:cut]
-            tail = data[cut:]
-        else:
-            tail = data
-        while len(tail) >= max_line:
-            yield tail[:max_line].decode("latin-1")
-            tail = tail[max_line:]
-    if tail:
-        yield tail
-
-
-def _pieces(text: bytes, max_line: int) -> Iterator[str]:
-    start = 0
-    while start < len(text):
-        end = text.find(b"\n", start) + 1 or len(text)
-        for piece in range(start, end, max_line):
-            yield text[piece : min(piece + max_line, end)].decode("latin-1")
-        start = end
 
 
 def _straight(nominal_sq: float, jd_accel: float) -> float:
@@ -169,64 +68,6 @@ def _straight(nominal_sq: float, jd_accel: float) -> float:
     if cosine > 0.999999:
         return 0.999999
     return cosine if cosine > -0.999999 + 1e-9 else -2.0
-
-
-def _lines(chunk: bytes | str) -> Iterator[tuple[bytes, bytes, bytes | str]]:
-    """Each line of a block with its signature and its digits."""
-    if type(chunk) is str:  # a piece of a line, for the general path
-        return iter(((b"!", b"", chunk),))
-    assert isinstance(chunk, bytes)
-    if b"\r" in chunk:
-        chunk = chunk.replace(b"\r\n", b"\n")  # clean_line strips it too
-    if chunk[-1:] == b"\n":
-        chunk = chunk[:-1]
-    signatures = chunk.translate(_SIGNATURE).split(b"\n")
-    digits = chunk.translate(_DIGITS_ONLY, b".").split(b"\n")
-    return zip(signatures, digits, chunk.split(b"\n"), strict=True)
-
-
-_GENERAL_READING: _Reading = (_GENERAL, 0, 0.0, 0.0, 0.0, None)
-_BLANK_READING: _Reading = (_BLANK, 0, 0.0, 0.0, 0.0, None)
-
-
-def _reading(signature: bytes) -> _Reading:
-    """How to read the lines of one signature (see :data:`_SIGNATURE`).
-
-    A plain move is ``G0``/``G1`` and some of X, Y, Z, E, F, each once,
-    single spaces apart, each with a number of digits, a sign and a point
-    (perhaps with a comment of printable text).  ``G X Y E`` and ``G X Y``
-    with unsigned numbers of at most 15 digits are read as integers over a
-    power of ten: both exactly representable, so their quotient is the
-    correctly rounded number, as float() gives.  Anything that is not a plain
-    move goes the general way, so nothing here decides what a line means.
-    """
-    code, semi, comment = signature.partition(b";")
-    if b"!" in comment:  # clean_line rejects a control byte even in a comment
-        return _GENERAL_READING
-    code = code.rstrip(b" ")
-    if not code:  # spaces, perhaps a comment
-        return _BLANK_READING
-    words = code.split(b" ")
-    if words[0] != b"G9":
-        return _GENERAL_READING
-    letters = [word[:1] for word in words[1:]]
-    numbers = [word[1:] for word in words[1:]]
-    kind = _PLAIN_MOVES.get(b" ".join((b"G", *letters)))
-    if kind is None or any(number.strip(b"9.+-") for number in numbers):
-        return _GENERAL_READING
-    cut = len(code) if semi else 0  # the comment, cut from the numbers
-    unsigned = all(
-        number.count(b".") <= 1 and 0 < number.count(b"9") <= 15 and number.strip(b"9.") == b""
-        for number in numbers
-    )
-    if unsigned and letters in ([b"X", b"Y", b"E"], [b"X", b"Y"]):
-        places = [float(10 ** len(number.partition(b".")[2])) for number in numbers]
-        if semi:  # where the comment starts once the points are gone
-            cut -= code.count(b".")
-        if len(places) == 3:
-            return (_XYE, cut, places[0], places[1], places[2], kind)
-        return (_XY, cut, places[0], places[1], 1.0, kind)
-    return (_PLAIN, cut, 0.0, 0.0, 0.0, kind)
 
 
 def run_lines(m: Interpreter, lines: Iterable[str]) -> tuple[int, int]:
@@ -259,7 +100,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
     sqrt = math.sqrt
     huge, neg_huge = HUGE, -HUGE
     layers_add = m.layers.add
-    readings: dict[bytes, _Reading] = {}
+    readings: dict[bytes, Reading] = {}
     read_as = readings.get
     e_values: dict[bytes, float] = {}  # E digits read, for e_values_places
     e_values_places = 0.0
@@ -269,7 +110,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
     wz: float | None
     we: float | None
     wf: float | None
-    numbers_table = _NUMBERS
+    numbers_table = NUMBERS
     rapid_word = b"1" if grbl else b"0"  # GRBL's G0 goes the general way
     ext, work = m.ext, m.work_ext
     ext_z = math.nan  # a Z known to be inside ext already
@@ -307,15 +148,15 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
         for signature, digits, raw in lines:
             reading = read_as(signature)
             if reading is None:
-                reading = _reading(signature)
-                if len(readings) >= _SIGNATURES:
+                reading = reading_of(signature)
+                if len(readings) >= SIGNATURES:
                     readings.clear()
                 readings[signature] = reading
             what, cut, x_places, y_places, e_places, kind = reading
-            if what <= _XY:  # "G X Y E" or "G X Y", unsigned, read as integers
+            if what <= XY:  # "G X Y E" or "G X Y", unsigned, read as integers
                 if cut:
                     digits = digits[:cut]
-                if what == _XYE:
+                if what == XYE:
                     word, sx, sy, se = digits.split()
                     # A slicer repeats E along a stretch of one width: a
                     # dict look-up is quicker than reading the number.
@@ -339,19 +180,148 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                     # Absolute millimetres on Marlin: the general arithmetic
                     # below without its multiplications by 1.0 and Z terms
                     # (Z stays, so dZ is 0.0 and the sums the same numbers).
+                    de = 0.0 if we is None else we if e_relative else we - e_pos
+                    dx = wx - x
+                    dy = wy - y
+                    length = sqrt(dx * dx + dy * dy)
+                    if length and length < huge and neg_huge < de < huge:
+                        # A move: what follows "if plain" below does, in the
+                        # plane (pz * 0.0 changes a sum at most in the sign
+                        # of a zero, which no comparison or root sees).
+                        motion_word = word
+                        if de != 0.0:
+                            e_pos += de
+                            e_total += de
+                        moves += 1
+                        if feed_fresh:
+                            feed_fresh = False
+                            if feed < feed_min:
+                                feed_min = feed
+                            if feed > feed_max:
+                                feed_max = feed
+                        ux = dx / length
+                        uy = dy / length
+                        if moving:
+                            cos_theta = -(px * ux + py * uy)
+                            if cos_theta < straight and feed_sq == prev_nominal_sq:
+                                max_entry_sq = feed_sq
+                            elif cos_theta > 0.999999:
+                                max_entry_sq = 0.0
+                            else:
+                                if cos_theta < -0.999999:
+                                    cos_theta = -0.999999
+                                sin_half = sqrt(0.5 * (1.0 - cos_theta))
+                                max_entry_sq = jd_accel * sin_half / (1.0 - sin_half)
+                            if max_entry_sq > feed_sq:
+                                max_entry_sq = feed_sq
+                            if max_entry_sq > prev_nominal_sq:
+                                max_entry_sq = prev_nominal_sq
+                        else:
+                            max_entry_sq = 0.0
+                            moving = True
+                        brake_sq = two_accel * length
+                        if brake_sq < max_entry_sq:
+                            append([length, feed_sq, max_entry_sq, brake_sq])
+                        else:
+                            append([length, feed_sq, max_entry_sq, max_entry_sq])
+                        px = ux
+                        py = uy
+                        pz = 0.0
+                        prev_nominal_sq = feed_sq
+                        if below:
+                            i = queued - 1
+                            while i >= 0:
+                                block = blocks[i]
+                                if block[3] >= block[2]:
+                                    break
+                                entry_sq = blocks[i + 1][3] + two_accel * block[0]
+                                if entry_sq > block[2]:
+                                    entry_sq = block[2]
+                                if entry_sq <= block[3]:
+                                    break
+                                block[3] = entry_sq
+                                i -= 1
+                        below = brake_sq < max_entry_sq
+                        if queued < PLANNER_BLOCKS:
+                            queued += 1
+                        else:
+                            b_len, b_nom, _, b_entry = popleft()
+                            following = blocks[0]
+                            exit_sq = b_entry + two_accel * b_len
+                            if following[3] < exit_sq:
+                                exit_sq = following[3]
+                            following[2] = following[3] = exit_sq
+                            v_in = root_exit if b_entry == root_exit_sq else sqrt(b_entry)
+                            v_out = sqrt(exit_sq)
+                            root_exit_sq, root_exit = exit_sq, v_out
+                            accel_mm = (b_nom - b_entry) / two_accel
+                            decel_mm = (b_nom - exit_sq) / two_accel
+                            if accel_mm + decel_mm <= b_len:
+                                if b_nom != root_nom_sq:
+                                    root_nom_sq, root_nom = b_nom, sqrt(b_nom)
+                                seconds += (2.0 * root_nom - v_in - v_out) / accel + (
+                                    b_len - accel_mm - decel_mm
+                                ) / root_nom
+                            else:
+                                v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
+                                seconds += (2.0 * v_peak - v_in - v_out) / accel
+                        if wx < lo_x:
+                            lo_x = wx
+                        if wx > hi_x:
+                            hi_x = wx
+                        if wy < lo_y:
+                            lo_y = wy
+                        if wy > hi_y:
+                            hi_y = wy
+                        if z != ext_z:
+                            ext_z = z
+                            if z < lo_z:
+                                lo_z = z
+                            if z > hi_z:
+                                hi_z = z
+                        if de > 0.0:
+                            work_mm += length
+                            if not work_here:
+                                if x < wlo_x:
+                                    wlo_x = x
+                                if x > whi_x:
+                                    whi_x = x
+                                if y < wlo_y:
+                                    wlo_y = y
+                                if y > whi_y:
+                                    whi_y = y
+                                if z < wlo_z:
+                                    wlo_z = z
+                                if z > whi_z:
+                                    whi_z = z
+                                work_here = True
+                            if wx < wlo_x:
+                                wlo_x = wx
+                            if wx > whi_x:
+                                whi_x = wx
+                            if wy < wlo_y:
+                                wlo_y = wy
+                            if wy > whi_y:
+                                whi_y = wy
+                            if z != layer_z:
+                                layer_z = z
+                                layers_add(round(z * 1000.0))
+                        else:
+                            travel_mm += length
+                            work_here = False
+                        x = wx
+                        y = wy
+                        continue
+                    # Not a move, or out of range: the way below.
                     nx = wx
                     ny = wy
                     nz = z
-                    de = 0.0 if we is None else we if e_relative else we - e_pos
-                    dx = nx - x
-                    dy = ny - y
                     dz = 0.0
-                    length = sqrt(dx * dx + dy * dy)
                     plain = False
                 else:
                     wz = wf = None
                     plain = True
-            elif what == _PLAIN:
+            elif what == PLAIN:
                 assert kind is not None and isinstance(raw, bytes)
                 numbers = (raw[:cut] if cut else raw).translate(numbers_table).split()
                 _, ix, iy, iz, ie, jf = kind
@@ -369,7 +339,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                 if word != b"1" and word != rapid_word:
                     break
                 plain = True
-            elif what == _BLANK:
+            elif what == BLANK:
                 continue
             else:
                 break
@@ -592,7 +562,7 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
             chunk = next(chunks, None)
             if chunk is None:
                 break
-            lines = _lines(chunk)
+            lines = lines_of(chunk)
         else:
             # -- the general path
             result = m.feed_one(raw.decode("latin-1") if isinstance(raw, bytes) else raw)
