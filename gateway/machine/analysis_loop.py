@@ -36,7 +36,6 @@ from gateway.machine.analysis_read import (
     XY,
     XYE,
     Reading,
-    line_blocks,
     lines_of,
     reading_of,
 )
@@ -45,7 +44,7 @@ from gateway.machine.planner import PLANNER_BLOCKS
 if TYPE_CHECKING:
     from gateway.machine.analysis import _Machine as Interpreter
 
-__all__ = ["HUGE", "MIN_FEED", "run_blocks", "run_lines"]
+__all__ = ["HUGE", "MIN_FEED", "run_blocks"]
 
 HUGE = 1e9  # mm; anything longer is a broken number, not a move
 MIN_FEED = 0.06  # mm/min (1 µm/s): a slower F is taken as this
@@ -68,11 +67,6 @@ def _straight(nominal_sq: float, jd_accel: float) -> float:
     if cosine > 0.999999:
         return 0.999999
     return cosine if cosine > -0.999999 + 1e-9 else -2.0
-
-
-def run_lines(m: Interpreter, lines: Iterable[str]) -> tuple[int, int]:
-    """Interpret raw lines; return (understood, skipped)."""
-    return run_blocks(m, line_blocks(lines))
 
 
 def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
