@@ -49,6 +49,7 @@ __all__ = ["HUGE", "MIN_FEED", "run_blocks"]
 HUGE = 1e9  # mm; anything longer is a broken number, not a move
 MIN_FEED = 0.06  # mm/min (1 µm/s): a slower F is taken as this
 _E_VALUES = 512  # E numbers remembered (their value)
+_REMEMBERED_LINE = 256  # bytes: a longer line's signature is worked out each time
 
 
 def _straight(nominal_sq: float, jd_accel: float) -> float:
@@ -143,9 +144,10 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
             reading = read_as(signature)
             if reading is None:
                 reading = reading_of(signature)
-                if len(readings) >= SIGNATURES:
-                    readings.clear()
-                readings[signature] = reading
+                if len(signature) <= _REMEMBERED_LINE:  # memory stays bounded
+                    if len(readings) >= SIGNATURES:
+                        readings.clear()
+                    readings[signature] = reading
             what, cut, x_places, y_places, e_places, kind = reading
             if what <= XY:  # "G X Y E" or "G X Y", unsigned, read as integers
                 if cut:

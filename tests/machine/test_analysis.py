@@ -678,3 +678,21 @@ def test_digits_over_a_power_of_ten_are_what_float_reads(
     digits = str(whole).zfill(width)[-15:]
     text = digits[: len(digits) - places] + "." + digits[len(digits) - places :]
     assert int(digits) / float(10 ** (len(text) - text.index(".") - 1)) == float(text)
+
+
+def test_analyze_file_memory_with_long_distinct_lines(tmp_path: Path) -> None:
+    """Signatures are remembered per file, but not those of long lines: a file
+    of many distinct long lines does not grow the memory with them."""
+    path = tmp_path / "comments.gcode"
+    with path.open("w") as fh:
+        for i in range(2_000):
+            fh.write("; " + "x" * (i % 997) + "1" * 200 + " " * (i % 7) + "\n")
+            fh.write(f"G1 X{i % 50} Y{i % 30} E0.1 ;{'y' * (i % 300)}\n")
+    tracemalloc.start()
+    try:
+        analysis = analyze_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert analysis.lines == 2_000 and analysis.skipped_lines == 0
+    assert peak < path.stat().st_size // 4, f"peak {peak} bytes"
