@@ -247,20 +247,26 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                             if following[3] < exit_sq:
                                 exit_sq = following[3]
                             following[2] = following[3] = exit_sq
-                            v_in = root_exit if b_entry == root_exit_sq else sqrt(b_entry)
-                            v_out = sqrt(exit_sq)
-                            root_exit_sq, root_exit = exit_sq, v_out
-                            accel_mm = (b_nom - b_entry) / two_accel
-                            decel_mm = (b_nom - exit_sq) / two_accel
-                            if accel_mm + decel_mm <= b_len:
-                                if b_nom != root_nom_sq:
-                                    root_nom_sq, root_nom = b_nom, sqrt(b_nom)
-                                seconds += (2.0 * root_nom - v_in - v_out) / accel + (
-                                    b_len - accel_mm - decel_mm
-                                ) / root_nom
+                            if b_nom != root_nom_sq:
+                                root_nom_sq, root_nom = b_nom, sqrt(b_nom)
+                            if b_entry == b_nom and exit_sq == b_nom:
+                                # Cruising through: both ramps are empty, and the sum
+                                # below comes to exactly this (2v - v - v is 0.0).
+                                seconds += b_len / root_nom
+                                root_exit_sq, root_exit = exit_sq, root_nom
                             else:
-                                v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
-                                seconds += (2.0 * v_peak - v_in - v_out) / accel
+                                v_in = root_exit if b_entry == root_exit_sq else sqrt(b_entry)
+                                v_out = sqrt(exit_sq)
+                                root_exit_sq, root_exit = exit_sq, v_out
+                                accel_mm = (b_nom - b_entry) / two_accel
+                                decel_mm = (b_nom - exit_sq) / two_accel
+                                if accel_mm + decel_mm <= b_len:
+                                    seconds += (2.0 * root_nom - v_in - v_out) / accel + (
+                                        b_len - accel_mm - decel_mm
+                                    ) / root_nom
+                                else:
+                                    v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
+                                    seconds += (2.0 * v_peak - v_in - v_out) / accel
                         if wx < lo_x:
                             lo_x = wx
                         if wx > hi_x:
@@ -468,20 +474,26 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                 if following[3] < exit_sq:
                     exit_sq = following[3]
                 following[2] = following[3] = exit_sq
-                v_in = root_exit if b_entry == root_exit_sq else sqrt(b_entry)
-                v_out = sqrt(exit_sq)
-                root_exit_sq, root_exit = exit_sq, v_out
-                accel_mm = (b_nom - b_entry) / two_accel
-                decel_mm = (b_nom - exit_sq) / two_accel
-                if accel_mm + decel_mm <= b_len:
-                    if b_nom != root_nom_sq:
-                        root_nom_sq, root_nom = b_nom, sqrt(b_nom)
-                    seconds += (2.0 * root_nom - v_in - v_out) / accel + (
-                        b_len - accel_mm - decel_mm
-                    ) / root_nom
+                if b_nom != root_nom_sq:
+                    root_nom_sq, root_nom = b_nom, sqrt(b_nom)
+                if b_entry == b_nom and exit_sq == b_nom:
+                    # Cruising through: both ramps are empty, and the sum
+                    # below comes to exactly this (2v - v - v is 0.0).
+                    seconds += b_len / root_nom
+                    root_exit_sq, root_exit = exit_sq, root_nom
                 else:
-                    v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
-                    seconds += (2.0 * v_peak - v_in - v_out) / accel
+                    v_in = root_exit if b_entry == root_exit_sq else sqrt(b_entry)
+                    v_out = sqrt(exit_sq)
+                    root_exit_sq, root_exit = exit_sq, v_out
+                    accel_mm = (b_nom - b_entry) / two_accel
+                    decel_mm = (b_nom - exit_sq) / two_accel
+                    if accel_mm + decel_mm <= b_len:
+                        seconds += (2.0 * root_nom - v_in - v_out) / accel + (
+                            b_len - accel_mm - decel_mm
+                        ) / root_nom
+                    else:
+                        v_peak = sqrt(0.5 * (two_accel * b_len + b_entry + exit_sq))
+                        seconds += (2.0 * v_peak - v_in - v_out) / accel
             # -- extents, work and travel, as in _linear
             if nx < lo_x:
                 lo_x = nx
