@@ -696,3 +696,21 @@ def test_analyze_file_memory_with_long_distinct_lines(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert analysis.lines == 2_000 and analysis.skipped_lines == 0
     assert peak < path.stat().st_size // 4, f"peak {peak} bytes"
+
+
+@pytest.mark.parametrize("firmware", ["marlin", "grbl"])
+def test_cruising_and_curves_agree_with_the_line_by_line_path(firmware: Firmware) -> None:
+    """Straight runs cut into segments (blocks that cruise through), gentle and
+    sharp curves, retractions between them: the loop's shortcuts (cruise,
+    junctions straight enough for the feed) give the general path's numbers."""
+    lines = ["G90", "M83", "G1 F1800"]
+    for i in range(1, 120):
+        lines.append(f"G1 X{i * 0.5:.3f} Y10 E0.02")
+    lines += ["G1 E-.8 F2100", "G1 X60 Y40 F7200", "G1 E.8 F2100", "G1 F600"]
+    for i in range(200):
+        angle = 2 * math.pi * i / (7 + i % 40)
+        lines.append(f"G1 X{60 + 20 * math.cos(angle):.3f} Y{40 + 20 * math.sin(angle):.3f} E.03")
+    fast = analyze_lines([line + "\n" for line in lines], firmware=firmware)
+    slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
+    assert fast == slow
+    assert fast.estimated_seconds > 0.0
