@@ -165,9 +165,11 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                         if len(e_values) >= _E_VALUES:
                             e_values.clear()
                         e_values[se] = we
+                    de = we if e_relative else we - e_pos  # as Marlin, when flat
                 else:
                     word, sx, sy = digits.split()
                     we = None
+                    de = 0.0
                 if word != b"1" and word != rapid_word:  # "G01", "G2"
                     break
                 wx = int(sx) / x_places
@@ -176,7 +178,6 @@ def run_blocks(m: Interpreter, text: Iterable[bytes | str]) -> tuple[int, int]:
                     # Absolute millimetres on Marlin: the general arithmetic
                     # below without its multiplications by 1.0 and Z terms
                     # (Z stays, so dZ is 0.0 and the sums the same numbers).
-                    de = 0.0 if we is None else we if e_relative else we - e_pos
                     dx = wx - x
                     dy = wy - y
                     length = sqrt(dx * dx + dy * dy)
