@@ -13,7 +13,6 @@ the general path) is worked out once per file and remembered by the loop in
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -36,7 +35,7 @@ _DIGITS = b"0123456789.+-"
 _BLOCK = 32 * 1024  # bytes read at a time: a few hundred lines, little memory
 _BATCH = 500  # lines joined into one block
 _BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
-_AXIS_LETTERS = "XYZEF"
+_AXIS_LETTERS = b"XYZEF"
 
 
 def _table(keep: bytes, other: bytes) -> bytes:
@@ -73,21 +72,19 @@ Reading = tuple[int, int, float, float, float, "tuple[int, int, int, int, int, i
 SIGNATURES = 4096  # signatures remembered per file
 
 
-def _shapes() -> dict[bytes, tuple[int, int, int, int, int, int]]:
-    """Every plain-move shape: (number of words, then the index of the X, Y,
-    Z, E and F word among them, 0 for none)."""
-    shapes = {}
-    for count in range(1, len(_AXIS_LETTERS) + 1):
-        for letters in itertools.permutations(_AXIS_LETTERS, count):
-            where = [0] * len(_AXIS_LETTERS)
-            for i, letter in enumerate(letters):
-                where[_AXIS_LETTERS.index(letter)] = i + 1
-            shape = " ".join(("G", *letters)).encode("ascii")
-            shapes[shape] = (count + 1, where[0], where[1], where[2], where[3], where[4])
-    return shapes
-
-
-_PLAIN_MOVES = _shapes()
+def _plain_move(letters: list[bytes]) -> tuple[int, int, int, int, int, int] | None:
+    """The kind of plain move with these axis words (each of X, Y, Z, E, F at
+    most once, any order): the number of words with the G, then the index of
+    the X, Y, Z, E and F word among them, 0 for none; None for no such move."""
+    if not letters or len(set(letters)) != len(letters):
+        return None
+    where = [0] * len(_AXIS_LETTERS)
+    for i, letter in enumerate(letters):
+        axis = _AXIS_LETTERS.find(letter)
+        if len(letter) != 1 or axis < 0:
+            return None
+        where[axis] = i + 1
+    return (len(letters) + 1, where[0], where[1], where[2], where[3], where[4])
 
 
 def line_blocks(lines: Iterable[str]) -> Iterator[bytes | str]:
@@ -185,7 +182,7 @@ def reading_of(signature: bytes) -> Reading:
         return GENERAL_READING
     letters = [word[:1] for word in words[1:]]
     numbers = [word[1:] for word in words[1:]]
-    kind = _PLAIN_MOVES.get(b" ".join((b"G", *letters)))
+    kind = _plain_move(letters)
     if kind is None or any(number.strip(b"9.+-") for number in numbers):
         return GENERAL_READING
     cut = len(code) if semi else 0  # the comment, cut from the numbers
