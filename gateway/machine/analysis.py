@@ -46,8 +46,6 @@ limits are not modelled.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -57,7 +55,8 @@ from typing import Any
 
 from gateway.machine.analysis_loop import HUGE as _HUGE
 from gateway.machine.analysis_loop import MIN_FEED as _MIN_FEED
-from gateway.machine.analysis_loop import run_lines
+from gateway.machine.analysis_loop import run_blocks
+from gateway.machine.analysis_read import file_blocks, line_blocks
 from gateway.machine.gcode import MAX_SOURCE_LINE, Firmware, GcodeError, clean_line
 from gateway.machine.planner import PLANNER_BLOCKS, Planner
 
@@ -67,8 +66,6 @@ DEFAULT_RAPID = 3000.0  # mm/min
 _JUNCTION_DEVIATION = {"marlin": 0.013, "grbl": 0.010}  # mm; Marlin and GRBL 1.1 defaults
 _INCH = 25.4
 _TAU = 2.0 * math.pi
-_READ_BUFFER = 256 * 1024  # bytes
-_BOM_LATIN1 = "\xef\xbb\xbf"  # the UTF-8 byte-order mark, read as Latin-1
 
 _MOTION = {"G0": 0, "G00": 0, "G1": 1, "G01": 1, "G2": 2, "G02": 2, "G3": 3, "G03": 3}
 _WORD = re.compile(r"([A-Z])[ \t]*([-+]?(?:\d+\.?\d*|\.\d+))?")
@@ -164,16 +161,14 @@ def analyze_lines(
     ``acceleration`` is in mm/s², ``max_feed`` in mm/min,
     ``filament_diameter`` in mm, ``filament_density`` in g/cm³ (1.24: PLA).
     """
-    if firmware not in _JUNCTION_DEVIATION:
-        raise ValueError(f"unknown firmware {firmware!r}; use 'marlin' or 'grbl'")
-    if not acceleration > 0:
-        raise ValueError(f"acceleration must be positive, not {acceleration!r}")
-    if max_feed is not None and not max_feed > 0:
-        raise ValueError(f"max_feed must be positive, not {max_feed!r}")
-    machine = _Machine(firmware, acceleration, max_feed)
-    understood, skipped = machine.run(lines)
-    area_mm2 = math.pi * (filament_diameter / 2.0) ** 2
-    return machine.result(understood, skipped, area_mm2 * filament_density / 1000.0)
+    return _analyze(
+        line_blocks(lines),
+        firmware,
+        acceleration,
+        max_feed,
+        filament_diameter,
+        filament_density,
+    )
 
 
 def analyze_file(
@@ -185,7 +180,7 @@ def analyze_file(
     filament_diameter: float = 1.75,
     filament_density: float = 1.24,
 ) -> Analysis:
-    """:func:`analyze_lines` over a file, read line by line (any size).
+    """:func:`analyze_lines` over a file, read in blocks (any size).
 
     Lines end at ``\n`` (so LF and CRLF); a UTF-8 byte-order mark is skipped.
     Bytes are decoded as Latin-1, one character each, so a stray non-ASCII
@@ -193,17 +188,35 @@ def analyze_file(
     than :data:`~gateway.machine.gcode.MAX_SOURCE_LINE`, which no G-code file
     has, is read in pieces of that size, to keep memory bounded.
     """
-    with path.open("r", encoding="latin-1", newline="\n", buffering=_READ_BUFFER) as fh:
-        read = functools.partial(fh.readline, MAX_SOURCE_LINE)
-        first = read().removeprefix(_BOM_LATIN1)
-        return analyze_lines(
-            itertools.chain((first,), iter(read, "")),
-            firmware=firmware,
-            acceleration=acceleration,
-            max_feed=max_feed,
-            filament_diameter=filament_diameter,
-            filament_density=filament_density,
+    with path.open("rb") as fh:
+        return _analyze(
+            file_blocks(fh, MAX_SOURCE_LINE),
+            firmware,
+            acceleration,
+            max_feed,
+            filament_diameter,
+            filament_density,
         )
+
+
+def _analyze(
+    blocks: Iterable[bytes | str],
+    firmware: Firmware,
+    acceleration: float,
+    max_feed: float | None,
+    filament_diameter: float,
+    filament_density: float,
+) -> Analysis:
+    if firmware not in _JUNCTION_DEVIATION:
+        raise ValueError(f"unknown firmware {firmware!r}; use 'marlin' or 'grbl'")
+    if not acceleration > 0:
+        raise ValueError(f"acceleration must be positive, not {acceleration!r}")
+    if max_feed is not None and not max_feed > 0:
+        raise ValueError(f"max_feed must be positive, not {max_feed!r}")
+    machine = _Machine(firmware, acceleration, max_feed)
+    understood, skipped = run_blocks(machine, blocks)
+    area_mm2 = math.pi * (filament_diameter / 2.0) ** 2
+    return machine.result(understood, skipped, area_mm2 * filament_density / 1000.0)
 
 
 class _Machine:
@@ -282,11 +295,6 @@ class _Machine:
         if not s:
             return 0
         return 1 if self.feed_line(s) else -1
-
-    def run(self, lines: Iterable[str]) -> tuple[int, int]:
-        """Interpret raw lines; return (understood, skipped).  The loop is in
-        :mod:`gateway.machine.analysis_loop`."""
-        return run_lines(self, lines)
 
     def feed_line(self, s: str) -> bool:
         """Interpret one cleaned, non-blank line; False if it made no sense."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.machine.analysis import Analysis, Extents, analyze_file, analyze_lines
+from gateway.machine.analysis_loop import _straight
 from gateway.machine.gcode import Firmware
 
 
@@ -555,6 +557,24 @@ _other_line = st.sampled_from(
 )
 
 
+# What a slicer writes most: the shapes the loop reads by unpacking, with
+# the numbers slicers print (".8", "-0", "5.") and a few it does not.
+_slicer_num = st.one_of(
+    _num,
+    st.sampled_from(["-0", "0", "-0.000", ".8", "-.8", "5.", "1.2.3", "-", "", "1e3"]),
+    # the same digits in other places; 15, 16 and 17 significant digits
+    st.sampled_from(["05", "0.5", "00.5", ".05", "+5", "--5"]),
+    st.sampled_from(["99999999999", "123456789.012345", "1234567890.123456", "0.1000000000000001"]),
+)
+_slicer_line = st.tuples(
+    st.sampled_from(["G1", "G0", "G01", "G2"]),
+    _slicer_num,
+    _slicer_num,
+    st.one_of(st.none(), _slicer_num),
+    st.sampled_from(["", " ; infill", " ", "\r"]),
+).map(lambda t: f"{t[0]} X{t[1]} Y{t[2]}" + ("" if t[3] is None else f" E{t[3]}") + t[4])
+
+
 @pytest.mark.parametrize("firmware", ["marlin", "grbl"])
 @settings(max_examples=200, deadline=None)
 @given(lines=st.lists(st.one_of(_fast_line, _other_line), max_size=60))
@@ -564,3 +584,133 @@ def test_fast_loop_agrees_with_the_line_by_line_path(firmware: Firmware, lines: 
     fast = analyze_lines([line + "\n" for line in lines], firmware=firmware)
     slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
     assert fast == slow
+
+
+@pytest.mark.parametrize("firmware", ["marlin", "grbl"])
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.one_of(_slicer_line, _fast_line, _other_line), max_size=80))
+def test_slicer_shapes_agree_with_the_line_by_line_path(
+    firmware: Firmware, lines: list[str]
+) -> None:
+    """Mostly 'G1 X.. Y.. E..' and 'G1 X.. Y..', the shapes read by
+    unpacking, between mode changes (G91, M82/M83, G20, G92 ...)."""
+    fast = analyze_lines([line + "\n" for line in lines], firmware=firmware)
+    slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
+    assert fast == slow
+
+
+_file_line = st.tuples(
+    st.sampled_from(["G1", "G0", "G1 F4800", "G0 F9000"]),
+    st.lists(_word, max_size=5),
+    st.sampled_from(["", " ; infill", ";TYPE:Skirt", " ;\tx", " ; caf\xe9", " ", "\r", "\x00"]),
+).map(lambda t: " ".join([t[0], *t[1]]) + t[2])
+
+
+@pytest.mark.parametrize("firmware", ["marlin", "grbl"])
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.one_of(_file_line, _slicer_line, _slicer_line, _other_line), max_size=60),
+    bom=st.booleans(),
+)
+def test_file_loop_agrees_with_the_line_by_line_path(
+    firmware: Firmware, lines: list[str], bom: bool
+) -> None:
+    """Reading a file goes through the block reader (shapes and numbers of
+    whole blocks at a time): the same analysis as every line the general way."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "job.gcode"
+        path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + "\n".join(lines).encode("latin-1"))
+        from_file = analyze_file(path, firmware=firmware)
+    slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
+    assert from_file == slow
+
+
+@settings(max_examples=500)
+@given(
+    feed=st.floats(0.06, 1e9),
+    jd_accel=st.sampled_from([13.0, 10.0, 65.0, 1.0]),
+    below=st.floats(0.0, 2.0),
+)
+def test_a_junction_below_the_straight_cosine_is_limited_by_the_feed(
+    feed: float, jd_accel: float, below: float
+) -> None:
+    """The loop skips the junction formula for cosines below _straight():
+    there the formula (as Planner.add computes it) must give the feed."""
+    nominal_sq = (feed / 60.0) ** 2
+    threshold = _straight(nominal_sq, jd_accel)
+    for cos_theta in (threshold - below, math.nextafter(threshold, -math.inf)):
+        if not -1.0 <= cos_theta < threshold:
+            continue
+        if cos_theta > 0.999999:
+            limit = 0.0
+        else:
+            sin_half = math.sqrt(0.5 * (1.0 - max(cos_theta, -0.999999)))
+            limit = jd_accel * sin_half / (1.0 - sin_half)
+        assert min(limit, nominal_sq) == nominal_sq
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # the same E digits in other places, one after the other
+        ["M83", "G1 X1 Y1 E05", "G1 X2 Y2 E0.5", "G1 X3 Y3 E00.5", "G1 X4 Y4 E.05", "G1 X5 Y5 E05"],
+        ["G1 X0.12345678901234567 Y1.0000000000000001 E0.1", "G1 X123456.789012345 Y2"],
+        ["G1 X9007199254740993 Y1", "G1 X0.9007199254740993 Y0.1"],  # beyond 2**53
+        ["G1 X-0.000 Y-0 E-0", "G1 X-1.5 Y2", "G1 X+1 Y+2", "G1 X1. Y.5 E5."],
+        ["G1 X10 Y10 E1 ; infill", "G1 X11 Y10 ;", "G1 X12 Y10 E.5;x", "G1 X1 Y1 ; caf\xe9"],
+    ],
+)
+def test_slicer_numbers_agree_with_the_line_by_line_path(lines: list[str]) -> None:
+    fast = analyze_lines([line + "\n" for line in lines])
+    slow = analyze_lines(["\t" + line + "\n" for line in lines])
+    assert fast == slow
+    assert fast.lines + fast.skipped_lines == len(lines)
+
+
+@settings(max_examples=500)
+@given(whole=st.integers(0, 10**9), places=st.integers(0, 15), width=st.integers(0, 15))
+def test_digits_over_a_power_of_ten_are_what_float_reads(
+    whole: int, places: int, width: int
+) -> None:
+    """The fast loop reads an unsigned number of at most 15 digits as
+    int(digits) / 10**places: exact operands, so the correctly rounded
+    quotient is the correctly rounded number float() reads."""
+    digits = str(whole).zfill(width)[-15:]
+    text = digits[: len(digits) - places] + "." + digits[len(digits) - places :]
+    assert int(digits) / float(10 ** (len(text) - text.index(".") - 1)) == float(text)
+
+
+def test_analyze_file_memory_with_long_distinct_lines(tmp_path: Path) -> None:
+    """Signatures are remembered per file, but not those of long lines: a file
+    of many distinct long lines does not grow the memory with them."""
+    path = tmp_path / "comments.gcode"
+    with path.open("w") as fh:
+        for i in range(2_000):
+            fh.write("; " + "x" * (i % 997) + "1" * 200 + " " * (i % 7) + "\n")
+            fh.write(f"G1 X{i % 50} Y{i % 30} E0.1 ;{'y' * (i % 300)}\n")
+    tracemalloc.start()
+    try:
+        analysis = analyze_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert analysis.lines == 2_000 and analysis.skipped_lines == 0
+    assert peak < path.stat().st_size // 4, f"peak {peak} bytes"
+
+
+@pytest.mark.parametrize("firmware", ["marlin", "grbl"])
+def test_cruising_and_curves_agree_with_the_line_by_line_path(firmware: Firmware) -> None:
+    """Straight runs cut into segments (blocks that cruise through), gentle and
+    sharp curves, retractions between them: the loop's shortcuts (cruise,
+    junctions straight enough for the feed) give the general path's numbers."""
+    lines = ["G90", "M83", "G1 F1800"]
+    for i in range(1, 120):
+        lines.append(f"G1 X{i * 0.5:.3f} Y10 E0.02")
+    lines += ["G1 E-.8 F2100", "G1 X60 Y40 F7200", "G1 E.8 F2100", "G1 F600"]
+    for i in range(200):
+        angle = 2 * math.pi * i / (7 + i % 40)
+        lines.append(f"G1 X{60 + 20 * math.cos(angle):.3f} Y{40 + 20 * math.sin(angle):.3f} E.03")
+    fast = analyze_lines([line + "\n" for line in lines], firmware=firmware)
+    slow = analyze_lines(["\t" + line + "\n" for line in lines], firmware=firmware)
+    assert fast == slow
+    assert fast.estimated_seconds > 0.0
