@@ -5,8 +5,11 @@ pseudo-terminal (``gateway sim``), and this process streams the file through
 the same code as ``gateway print`` (preparation, protocol core, streamer,
 pyserial-asyncio-fast).  Printed per mode: lines/s, wire utilisation (bytes/s
 achieved / bytes/s the wire allows at 10 bits per byte) and this process's CPU
-time per line, in all and without the file's preparation (cleaning, measured
-on its own), which ``gateway print`` does first.  Marlin one-line-per-``ok``
+time per line (both its threads: the event loop and the port's reader
+thread), in all and without the file's preparation (cleaning, measured on its
+own), which ``gateway print`` does first.  Then the cost per line of keeping
+the resume checkpoint durable (``bench/checkpoint.py``) at each mode's line
+rate: the daemon pays it on top of streaming.  Marlin one-line-per-``ok``
 is the peer: it is how OctoPrint streams.  Figures are printed, never asserted.
 
     python bench/streaming.py [--lines 20000] [--baud 115200]
@@ -22,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import checkpoint  # bench/checkpoint.py, beside this file
 
 from gateway.config import DEFAULT_LINE_LENGTH
 from gateway.machine.gcode import prepare_file
@@ -150,6 +155,11 @@ def main() -> None:
         f"ratio {worst / CPU_TARGET_US:.2f})"
     )
     print(f"ADVANCED_OK vs one-per-ok: {adv['lines_per_s'] / plain['lines_per_s']:.2f}x lines/s")
+    print("\nresume checkpoint, durable writes at each mode's line rate:")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, r in (("one-per-ok", plain), ("ADVANCED_OK", adv), ("grbl", grbl)):
+            print(f"  {name:<12}", end=" ")
+            checkpoint.run(Path(tmp) / f"{name}.db", args.lines, r["lines_per_s"], 2_000)
 
 
 if __name__ == "__main__":
