@@ -480,13 +480,18 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
         text = line.strip()
         if not text:
             raise InvalidLine("empty line")
-        if not (text.isascii() and text.isprintable()) or any(c in text for c in ";\\*"):
+        if (
+            not (text.isascii() and text.isprintable())
+            or ";" in text
+            or "\\" in text
+            or "*" in text
+        ):
             raise InvalidLine(
                 f"{text!r}: strip comments first; Marlin cannot take ';', '\\', '*', "
                 "control or non-ASCII characters in a numbered line"
             )
         number = self._next_n + len(self._pending) + _NUMBER_MARGIN
-        if len(f"N{number} {text}*255") >= self._max_length:
+        if len(text) + len(str(number)) + 6 >= self._max_length:  # "N<number> <text>*255"
             raise InvalidLine(
                 f"{text[:40]!r}...: too long for Marlin's {self._max_length}-byte line buffer "
                 "(MAX_CMD_SIZE); split it"
@@ -600,7 +605,10 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
             kept = [line for line in flight if line.n > n]
             if len(kept) != len(flight):
                 self._in_flight = kept
-                self._flight_bytes = sum(len(line.wire) for line in kept)
+                size = 0
+                for line in kept:
+                    size += len(line.wire)
+                self._flight_bytes = size
         if 0 <= self._recover_n <= n:
             self._recover_n = -1
             self._allowance = 0

@@ -49,6 +49,9 @@ from gateway.machine.protocol import (
 )
 from gateway.machine.serial_port import SerialPortError
 
+# While lines are in flight, the reader sleeps this share of the time the
+# controller needs to take in the bytes in flight before it reads the replies.
+_DRAIN_SHARE = 0.5
 # The shortest reply a controller sends: Marlin's ``ok\n`` (GRBL's is ``ok\r\n``).
 _MIN_REPLY = 3
 # Lines answered on the fast path between top-ups of the core's queue (it holds 32).
@@ -444,7 +447,7 @@ class Streamer:
                             delay = self._coalesce
                             pending = core.bytes_in_flight
                             if self._byte_time and pending:
-                                drain = 0.5 * pending * self._byte_time
+                                drain = _DRAIN_SHARE * pending * self._byte_time
                                 delay = min(self._coalesce_max, max(delay, drain))
                 if delay:
                     nap.poll(math.ceil(delay * 1000))
