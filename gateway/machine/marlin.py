@@ -50,12 +50,11 @@ Known limits of Marlin itself
 
 from __future__ import annotations
 
-import re
 from collections import deque
-from itertools import islice
 
+from gateway.machine.marlin_fast import OK_NPB, FastAcks
 from gateway.machine.marlin_handshake import Handshake
-from gateway.machine.marlin_lines import Kind, Line, State
+from gateway.machine.marlin_lines import MAX_SLOTS, Kind, Line, State
 from gateway.machine.marlin_probe import MIN_PROBE, is_long
 from gateway.machine.marlin_recovery import LinkRecovery
 from gateway.machine.marlin_wire import (
@@ -93,9 +92,6 @@ __all__ = [
 ]
 
 _WANT_DEPTH = 32  # job lines the core keeps queued ahead of the window
-_AHEAD = 8  # lines fast_ok frames at once
-_OK_NPB = re.compile(rb"ok N(\d+) P(\d+) B(\d+)\r?")  # as Marlin prints it, nothing else
-_MAX_SLOTS = 64
 _MAX_PARTIAL = 4096  # bytes without a newline before they are reported as garbage
 _NUMBER_MARGIN = 1000  # line numbers a queued line may move by before it is sent
 _HALTED = "the printer is halted (M112 or a firmware error): reset or power-cycle it"
@@ -113,7 +109,7 @@ class PrinterHalted(MarlinProtocolError):
     """A line was offered after ``M112`` or a firmware kill."""
 
 
-class MarlinProtocol(LinkRecovery, ControllerProtocol):
+class MarlinProtocol(FastAcks, LinkRecovery, ControllerProtocol):
     """Sans-I/O core for Marlin 2.x (and 1.1.x) over a serial line.
 
     Keyword arguments:
@@ -193,7 +189,7 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
             return events
         chunk = bytes(buf[:end])
         del buf[: end + 1]
-        npb = _OK_NPB.fullmatch
+        npb = OK_NPB.fullmatch
         for raw in chunk.split(b"\n"):
             m = npb(raw)
             if m is None:
@@ -236,81 +232,6 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
             self._next_poll = now + self._interval
             self._queue_poll()
         return events
-
-    def fast_ok(self, now: float) -> bytes | None:
-        """The common case of one-per-``ok`` streaming, in one step: a bare ``ok``
-        (the whole of what was read) acknowledges the one job line in flight, and
-        the next queued job line goes out.  Returns what to write, or ``None`` when
-        anything else is going on (handshake, recovery, ADVANCED_OK, a command, an
-        empty queue): then :meth:`receive` must be given the same bytes.
-
-        Same bookkeeping as :meth:`receive` then :meth:`data_to_send` take for
-        that reply, without their general dispatch; its :class:`LinesAcked` is
-        reported, summed, with the next events.  On a Pi the wake-up per line
-        costs more than the protocol, so a line should cost as little as can be.
-        """
-        if (
-            self._state is not State.READY
-            or self._advanced
-            or self._rx
-            or self._events
-            or self._system
-            or self._after_line_error
-            or self._after_unknown
-            or self._recover_n >= 0
-            or self._probe_n >= 0
-            or self._resend_due >= 0.0
-            or self._paired_resend >= 0
-            or len(self._in_flight) != 1
-            or not self._pending
-        ):
-            return None
-        done = self._in_flight[0]
-        n = self._next_n
-        nxt = self._pending[0]
-        if (
-            done.kind is not Kind.JOB
-            or nxt.kind is not Kind.JOB
-            or done.n != n - 1
-            or self._send_n != n
-            or self._acked_n != n - 2
-        ):
-            return None
-        gap = now - self._last_progress
-        if gap >= 0.3:
-            return None  # a long move answered: the general path weighs it for probe timing
-        self._timing.replied(gap, False)
-        done.done = True
-        self._acked_n = n - 1
-        self._acked += 1
-        self._unreported += 1
-        ahead = self._ahead.pop(n, None)
-        if ahead is not None and ahead[0] is nxt:
-            wire = ahead[1]
-        else:
-            # Number and frame the next few queued lines at once, as they will go
-            # if nothing comes between (a command or probe would take a number:
-            # then the line found here differs and is framed again).
-            ahead_n = n
-            self._ahead = ahead_map = {}
-            for line in islice(self._pending, _AHEAD):
-                ahead_map[ahead_n] = (line, format_line(ahead_n, line.text))
-                ahead_n += 1
-            wire = ahead_map.pop(n)[1]
-        self._pending.popleft()
-        nxt.n, nxt.wire = n, wire
-        history = self._history
-        history[n] = nxt
-        history.pop(n - self._history_size, None)
-        self._next_n = self._send_n = n + 1
-        self._in_flight = [nxt]
-        self._flight_bytes = len(wire)
-        self._last_progress = now
-        return wire
-
-    def _report_fast(self, events: list[ProtocolEvent]) -> None:
-        events.insert(0, LinesAcked(self._unreported, self._acked))
-        self._unreported = 0
 
     def data_to_send(self, now: float) -> bytes:
         self._fill(now)
@@ -667,7 +588,7 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
             if p > self._planner_size:
                 self._planner_size = p
             if b + 1 > self._slots:
-                self._slots = min(b + 1, _MAX_SLOTS)
+                self._slots = min(b + 1, MAX_SLOTS)
         if n < 0:
             if p >= 0 and not after_unknown:
                 self._errors += 1
@@ -682,27 +603,6 @@ class MarlinProtocol(LinkRecovery, ControllerProtocol):
             return
         if n < self._next_n:
             self._proven_n = max(self._proven_n, n)
-            self._confirm(n, now, events)
-
-    def _on_npb(self, n: int, p: int, b: int, now: float, events: list[ProtocolEvent]) -> None:
-        """``ok N<n> P<p> B<b>``, ADVANCED_OK's acknowledgement and nearly every reply
-        of a job, read by one pattern in :meth:`receive`: what :meth:`_handle` and
-        :meth:`_on_ok` do for it, without their general dispatch."""
-        self._after_line_error = False
-        self._paired_resend = -1
-        self._after_unknown = False
-        if self._state is State.NEW or self._state is State.HALTED:
-            return
-        self._advanced = True
-        self._timing.planner_full = p == 0
-        self._planner_free = p
-        if p > self._planner_size:
-            self._planner_size = p
-        if b + 1 > self._slots:
-            self._slots = min(b + 1, _MAX_SLOTS)
-        if n < self._next_n:
-            if n > self._proven_n:
-                self._proven_n = n
             self._confirm(n, now, events)
 
     def _on_temperature_ok(self, body: str, now: float, events: list[ProtocolEvent]) -> None:

@@ -35,6 +35,8 @@ class State(enum.Enum):
     HALTED = "halted"  # M112 or kill(): silent until the board restarts
 
 
+MAX_SLOTS = 64  # lines in flight at most, whatever ADVANCED_OK's B says
+
 # States in which lines are numbered and checked in sequence (M110 in SYNC is not).
 NUMBERED = frozenset({State.IDENTIFY, State.CONFIGURE, State.READY})
 

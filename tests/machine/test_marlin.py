@@ -916,7 +916,7 @@ def test_the_ok_npb_pattern_does_what_the_general_reply_path_does(
     for step, action in enumerate(script):
         now += 0.01 * (step % 5)
         for i, core in enumerate(cores):
-            with patch.object(marlin, "_OK_NPB", NEVER) if i else nullcontext():
+            with patch.object(marlin, "OK_NPB", NEVER) if i else nullcontext():
                 if isinstance(action, tuple):
                     form, rel, p, b = action
                     reply = form.format(n=core.acked + rel, p=p, b=b).encode() + b"\n"
