@@ -378,22 +378,30 @@ class Streamer:
         fast = core.fast_ok if isinstance(core, MarlinProtocol) else None
         partial = b""
         # The descriptor wakes this thread only once a whole short reply (``ok``)
-        # is in; the tail of a longer one is waited for this long at most.
-        partial_wait = max(0.002, 4 * self._byte_time)
+        # is in; the tail of a longer one is given this long (ms) to arrive.
+        partial_ms = max(1, math.ceil(8 * self._byte_time * 1000))
         _wake_on_reply(fd)
         try:
             carried = b""  # read by the fast lane, not for it
+            ready: list[tuple[int, int]]
             while not self._stopping:
                 if carried:
                     ready, carried, data = [], b"", carried
                     timed_out = readable = False
+                elif partial:
+                    # Half a reply is in: the rest is a few byte-times away, and
+                    # fewer than VMIN bytes would not wake poll.  Sleep that long
+                    # and take what came; if nothing did, the core keeps the half.
+                    nap.poll(partial_ms)
+                    if self._stopping:
+                        return
+                    ready, data = [], b""
+                    readable, timed_out = True, False
                 else:
                     now = clock()
                     timeout = next_tick - now
                     if self._pending and not self._delivery_due:
                         timeout = min(timeout, self._last_delivery + self._flush_interval - now)
-                    if partial:
-                        timeout = min(timeout, partial_wait)
                     ready = poller.poll(math.ceil(max(0.0, timeout) * 1000))
                     if self._stopping:
                         return
@@ -419,8 +427,9 @@ class Streamer:
                 if partial:
                     if data:
                         data, partial = partial + data, b""
-                    elif timed_out:
+                    else:
                         data, partial = partial, b""  # nothing more came: the core keeps it
+                        timed_out = True
                 if data and data[-1] != 10 and len(data) < 4096 and not timed_out:
                     # The rest of the line is a few byte-times away: wait for it
                     # rather than run the core on half a reply.
