@@ -541,6 +541,8 @@ class Streamer:
             raise SerialPortError("serial port closed: the controller was unplugged or lost power")
         finally:
             self._stop_thread()
+            with self._lock:  # lines the fast lane acknowledged, not yet reported
+                self._handle(self.core.receive(b"", self._clock()))
             self._deliver()  # what the controller said last still reaches the service
             with self._lock:
                 if self._source is not None:

@@ -182,3 +182,30 @@ def test_a_board_that_goes_away_ends_the_run_with_a_serial_error() -> None:
 
     b = ScriptedMarlin(64, 0.0)
     asyncio.run(run(b))
+
+
+def test_every_line_acknowledged_before_the_board_went_away_is_reported(tmp_path: Path) -> None:
+    """The fast lane sums its acknowledgements until the next tick; a cable pulled
+    in between must not lose them (the resume checkpoint counts on them)."""
+    job(tmp_path / "job.gcode", 400)
+
+    async def run(b: ScriptedMarlin) -> tuple[int, int]:
+        seen: list[ProtocolEvent] = []
+        core = make_core("marlin", rx_buffer_size=127, response_timeout=10.0, max_line_length=96)
+        streamer = await open_port(b.path, 115200, lambda: Streamer(core, on_event=seen.append))
+        task = asyncio.create_task(streamer.run())
+        for _ in range(200):
+            if core.ready:
+                break
+            await asyncio.sleep(0.02)
+        streamer.begin(FileLines(tmp_path / "job.gcode"))
+        while core.acked < 100:
+            await asyncio.sleep(0.001)
+        b.close()  # the cable is pulled mid-job
+        with pytest.raises(SerialPortError):
+            await asyncio.wait_for(task, 10)
+        return sum(e.count for e in seen if isinstance(e, LinesAcked)), core.acked
+
+    reported, acked = asyncio.run(run(ScriptedMarlin(64, 0.0)))
+    assert acked >= 100
+    assert reported == acked
