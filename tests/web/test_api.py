@@ -404,8 +404,17 @@ async def test_job_start_pause_resume_cancel_and_history(tmp_path: Path, kit: An
             assert r.json()["state"] == "running"
             r = await c.post("/api/jobs/current/cancel", headers=op)
             assert r.json()["state"] == "cancelled"
-            await asyncio.sleep(0.1)
-            history = (await c.get("/api/jobs?limit=5", headers=op)).json()
+
+            async def recorded() -> dict[str, Any]:
+                # The record is written by the store's thread, after the answer.
+                history: dict[str, Any] = (await c.get("/api/jobs?limit=5", headers=op)).json()
+                return history
+
+            for _ in range(100):
+                history = await recorded()
+                if history["jobs"][0]["state"] == "cancelled":
+                    break
+                await asyncio.sleep(0.05)
             assert history["jobs"][0]["file"] == "long.gcode"
             assert history["jobs"][0]["state"] == "cancelled"
             assert history["current"]["state"] == "cancelled"

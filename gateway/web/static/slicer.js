@@ -258,12 +258,15 @@
   // Called by kiosk.js with the library: the member's own files first, named as sent.
   window.slicerArrange = async function (files) {
     let owners = {};
+    let me = session;
     try {
       owners = (await api("GET", "/api/slicer/owners")).owners;
+      // Who is badged in now: this runs as the session screen opens, often
+      // before this file's own poll has heard of the session.
+      me = (await api("GET", "/api/slicer/held")).session_member;
     } catch (err) {
       return files;
     }
-    const me = session;
     const out = files.map((f) => {
       const o = owners[f.name];
       return Object.assign({}, f, {
