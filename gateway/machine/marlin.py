@@ -54,7 +54,7 @@ from collections import deque
 
 from gateway.machine.marlin_fast import OK_NPB, FastAcks
 from gateway.machine.marlin_handshake import Handshake
-from gateway.machine.marlin_lines import MAX_SLOTS, Kind, Line, State
+from gateway.machine.marlin_lines import Kind, Line, State
 from gateway.machine.marlin_probe import MIN_PROBE, is_long
 from gateway.machine.marlin_recovery import LinkRecovery
 from gateway.machine.marlin_wire import (
@@ -582,13 +582,7 @@ class MarlinProtocol(FastAcks, LinkRecovery, ControllerProtocol):
         if self._state is State.NEW or self._state is State.HALTED:
             return
         if b >= 0 and p >= 0:
-            self._advanced = True
-            self._timing.planner_full = p == 0
-            self._planner_free = p
-            if p > self._planner_size:
-                self._planner_size = p
-            if b + 1 > self._slots:
-                self._slots = min(b + 1, MAX_SLOTS)
+            self._note_planner(p, b)
         if n < 0:
             if p >= 0 and not after_unknown:
                 self._errors += 1

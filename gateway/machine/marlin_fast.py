@@ -147,6 +147,17 @@ class FastAcks:
         events.insert(0, LinesAcked(self._unreported, self._acked))
         self._unreported = 0
 
+    def _note_planner(self, p: int, b: int) -> None:
+        """What an ``ok`` with ``P``/``B`` says: ADVANCED_OK is on, the planner has
+        ``p`` blocks free (the most ever seen is its size), ``b + 1`` commands fit."""
+        self._advanced = True
+        self._timing.planner_full = p == 0
+        self._planner_free = p
+        if p > self._planner_size:
+            self._planner_size = p
+        if b + 1 > self._slots:
+            self._slots = min(b + 1, MAX_SLOTS)
+
     def _on_npb(self, n: int, p: int, b: int, now: float, events: list[ProtocolEvent]) -> None:
         """``ok N<n> P<p> B<b>``, ADVANCED_OK's acknowledgement and nearly every reply
         of a job, read by one pattern in :meth:`receive`: what :meth:`_handle` and
@@ -156,13 +167,7 @@ class FastAcks:
         self._after_unknown = False
         if self._state is State.NEW or self._state is State.HALTED:
             return
-        self._advanced = True
-        self._timing.planner_full = p == 0
-        self._planner_free = p
-        if p > self._planner_size:
-            self._planner_size = p
-        if b + 1 > self._slots:
-            self._slots = min(b + 1, MAX_SLOTS)
+        self._note_planner(p, b)
         if n < self._next_n:
             if n > self._proven_n:
                 self._proven_n = n
