@@ -261,9 +261,35 @@ class Resumer:
             resumed=resumed,
         )
         self._running = run
+        record = self._interrupted
+        if isinstance(record, Checkpoint) and resumed is None:
+            log.warning(
+                "job %d (%s) starts; the interrupted job %d (%s) is no longer offered for resume",
+                job.id,
+                job.file,
+                record.job_id,
+                record.file,
+            )
         self._interrupted = None
         self._offer = None
         self._index.put_nowait(run)
+
+    async def held_back_by(self) -> str | None:
+        """Why a new job should not start unasked: an interrupted job can be resumed,
+        and starting another discards it (its print leaves the bed).  None when
+        nothing would be lost: none, or one that can only be reported (damaged
+        record, changed file, other firmware)."""
+        record = self._interrupted
+        if not isinstance(record, Checkpoint) or self._running is not None:
+            return None
+        if not (await self._offer_of(record)).resumable:
+            return None
+        who = record.member_name or record.member_id or "a member"
+        where = f"layer {record.layer}" if record.layer else f"line {record.line}"
+        return (
+            f"Job {record.job_id} ({record.file}), run by {who}, was interrupted at {where} "
+            "and can be resumed. Starting another job discards it: clear the bed, then confirm."
+        )
 
     def lines_confirmed(self, lines_done: int) -> None:
         """The controller confirmed ``lines_done`` lines of the running job (hot path)."""
@@ -325,6 +351,9 @@ class Resumer:
             return None
         if not self._may_act(record):
             return None
+        return await self._offer_of(record)
+
+    async def _offer_of(self, record: Checkpoint | DamagedCheckpoint) -> InterruptedJob:
         prepared: Path | None = None
         stat: tuple[int, int] | None = None
         if record.file is not None:

@@ -568,12 +568,19 @@ class MachineService(Service):
         lines_total: int | None = None,
         resumed: ResumedFrom | None = None,
         origin: str = "internal",
+        discard_interrupted: bool = False,
     ) -> Job:
         """Start ``file``; a resume (:mod:`gateway.machine.resumer`) streams ``source``
-        instead, ``lines_total`` lines: the preamble, then the file from a layer."""
+        instead, ``lines_total`` lines: the preamble, then the file from a layer.  While
+        an interrupted job is offered for resume, a new job starts only with
+        ``discard_interrupted`` (the member confirmed the bed is clear)."""
         streamer = self._require_connected()
         if self.job is not None and not self.job.finished:
             raise CommandError("busy", f"job {self.job.id} ({self.job.file}) is still running")
+        if resumed is None and not discard_interrupted:
+            held = await self.resumer.held_back_by()
+            if held is not None:
+                raise CommandError("interrupted_pending", held)
         if self.fault:
             raise CommandError("fault", f"{self.fault}; reset the controller first")
         if not self.powered:
@@ -734,8 +741,11 @@ class MachineService(Service):
             file = self.queue[0]
         if not isinstance(file, str):
             raise CommandError("bad_args", "start_job needs a 'file' name")
+        discard = req.args.get("discard_interrupted", False)
+        if not isinstance(discard, bool):
+            raise CommandError("bad_args", "'discard_interrupted' is true or false")
         await self._authorise("start", req)
-        job = await self.start_job(file, origin=req.origin)
+        job = await self.start_job(file, origin=req.origin, discard_interrupted=discard)
         return job.as_dict(time.monotonic())
 
     async def _cmd_queue(self, req: CommandRequest) -> dict[str, Any]:

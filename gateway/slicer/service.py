@@ -359,14 +359,19 @@ class SlicerService(Service):
         assert isinstance(job, HeldJob)
         return job
 
-    async def _release(self, job: HeldJob, by: str, *, origin: Any) -> dict[str, Any]:
+    async def _release(
+        self, job: HeldJob, by: str, *, origin: Any, discard_interrupted: bool = False
+    ) -> dict[str, Any]:
         # Check the rules first, so a refused tap never reaches the machine.
         try:
             transition(job, HeldAction.RELEASE, by=by, now=time.time())
         except SlicerError as err:
             raise CommandError(err.code, err.message) from err
+        args: dict[str, Any] = {"file": job.file}
+        if discard_interrupted:
+            args["discard_interrupted"] = True
         started = await self.commands.call(
-            "start_job", {"file": job.file}, origin=origin, actor=f"member:{by}"
+            "start_job", args, origin=origin, actor=f"member:{by}"
         )
         machine_job = started.get("id")
         after = await self._apply(
@@ -384,14 +389,20 @@ class SlicerService(Service):
                 "not_from_kiosk", "a held job starts only from the machine's touchscreen"
             )
         job = await self._get_held(req)
+        # The member confirmed that starting discards an interrupted job (see start_job).
+        discard = req.args.get("discard_interrupted", False)
+        if not isinstance(discard, bool):
+            raise CommandError("bad_args", "'discard_interrupted' is true or false")
         controlled, session = await self._session()
         if not controlled:
             # Without badges the touchscreen is whoever stands at it.
-            return await self._release(job, job.member_id, origin="kiosk")
+            return await self._release(
+                job, job.member_id, origin="kiosk", discard_interrupted=discard
+            )
         by = None if session is None else str(session["member_id"])
         if by is None:
             raise CommandError("no_session", "Badge in at the machine first.")
-        return await self._release(job, by, origin="kiosk")
+        return await self._release(job, by, origin="kiosk", discard_interrupted=discard)
 
     async def _cmd_cancel(self, req: CommandRequest) -> dict[str, Any]:
         """Cancel a held job: its member (``member_id`` from their key, or the badged-in

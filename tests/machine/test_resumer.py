@@ -148,6 +148,41 @@ async def test_interrupted_job_resumes_from_its_layer(tmp_path: Path, firmware: 
         assert (await rig.commands.call("resume_offer"))["interrupted"] is None
 
 
+async def test_a_new_job_discards_an_interrupted_one_only_when_asked(tmp_path: Path) -> None:
+    """Starting another job means the interrupted print leaves the bed: the start is
+    refused with which job and where it stopped, until the member confirms."""
+    src = layered_job(tmp_path / "part.gcode", "marlin")
+    other = layered_job(tmp_path / "other.gcode", "marlin", layers=2, per_layer=5)
+    async with running(tmp_path, "marlin", time_scale=0.05) as rig:
+        rig.machine.files.add_path(src)
+        rig.machine.files.add_path(other)
+        await rig.commands.call("start_job", {"file": "part.gcode"})
+        await wait_for(lambda: (cp := checkpoint(tmp_path)) is not None and cp.layer >= 3, 60)
+        job_id = rig.machine.job.id if rig.machine.job else 0
+    async with running(tmp_path, "marlin", time_scale=0.0) as rig:
+        with pytest.raises(CommandError) as err:
+            await rig.commands.call("start_job", {"file": "other.gcode"})
+        assert err.value.code == "interrupted_pending"
+        assert f"Job {job_id} (part.gcode)" in err.value.message
+        assert "clear the bed" in err.value.message
+        with pytest.raises(CommandError) as err:
+            await rig.commands.call("start_job", {"file": "other.gcode", "discard_interrupted": 1})
+        assert err.value.code == "bad_args"
+        assert (await rig.commands.call("resume_offer"))["interrupted"]["job_id"] == job_id
+        args = {"file": "other.gcode", "discard_interrupted": True}
+        started = await rig.commands.call("start_job", args)
+        assert started["file"] == "other.gcode"
+        await wait_for(lambda: rig.machine.job is not None and rig.machine.job.finished, 60)
+        assert rig.machine.job is not None and rig.machine.job.state.value == "completed"
+        assert (await rig.commands.call("resume_offer"))["interrupted"] is None
+        # The discarded job stays in the records as it ended.
+        history = await rig.machine.job_history()
+        assert [j["id"] for j in history][:2] == [started["id"], job_id]
+    # And it is not offered again after a restart.
+    async with running(tmp_path, "marlin", time_scale=0.0) as rig:
+        assert (await rig.commands.call("resume_offer"))["interrupted"] is None
+
+
 async def test_a_changed_file_is_refused_with_the_reason(tmp_path: Path) -> None:
     src = layered_job(tmp_path / "part.gcode", "marlin")
     async with running(tmp_path, "marlin", time_scale=0.05) as rig:
@@ -184,6 +219,12 @@ async def test_a_damaged_record_says_where_without_a_resume(tmp_path: Path) -> N
         assert not offer["resumable"] and offer["code"] == "damaged"
         assert offer["layers"] == [] and offer["file"] == "part.gcode"
         assert isinstance(offer["line"], int)
+        # Nothing can be resumed, so a new job need not discard it first.
+        started = await rig.commands.call("start_job", {"file": "part.gcode"})
+        assert started["file"] == "part.gcode"
+        await rig.commands.call("cancel")
+        await wait_for(lambda: rig.machine.job is not None and rig.machine.job.finished, 60)
+        assert (await rig.commands.call("resume_offer"))["interrupted"] is None
 
 
 def test_layer_index_is_kept_per_file_hash(tmp_path: Path) -> None:

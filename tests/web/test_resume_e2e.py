@@ -207,6 +207,20 @@ async def test_killed_mid_job_resumes_from_the_offered_layer(tmp_path: Path) -> 
                 await page.locator("#sim-panel button", has_text="Grace Hopper").click()
             await expect(page.locator("#screen-session")).to_be_visible()
             await expect(page.locator("#resume-offer")).to_be_hidden()
+            # Nor can she start another job without being told that Ada's goes.
+            await page.locator("#files button", has_text="tower.gcode").click()
+            await page.click("#confirm-yes")
+            await expect(page.locator("#confirm-title")).to_have_text(
+                "Discard the interrupted job?"
+            )
+            body = page.locator("#confirm-body")
+            await expect(body).to_contain_text(f"Job {job['id']} (tower.gcode), run by Ada")
+            await expect(body).to_contain_text("clear the bed, then confirm")
+            await fits(page)
+            await shot(page, "resume-00-discard-asked")
+            await page.click("#confirm-no")
+            await expect(page.locator("#confirm")).to_be_hidden()
+            assert second.status()["job"] is None
             await page.click("#badge-out")
             await expect(page.locator("#screen-locked")).to_be_visible()
 
@@ -257,3 +271,65 @@ async def test_killed_mid_job_resumes_from_the_offered_layer(tmp_path: Path) -> 
         i for i, text in enumerate(original) if text == f"G1 Z{0.2 * layer:.2f} F600"
     )
     assert moves(after) == moves(original[layer_line + 1 :])
+
+
+async def test_a_new_job_discards_an_interrupted_one_once_confirmed(tmp_path: Path) -> None:
+    """Another member starts a job on a machine whose last job was cut: the kiosk says
+    whose job goes, and the new one runs only after "Discard and start"."""
+    from playwright.async_api import async_playwright, expect
+
+    state = tmp_path / "state"
+    files = FileLibrary(
+        state / "files",
+        firmware="marlin",
+        max_line_length=line_limit(SerialConfig(), "marlin"),
+        max_bytes=10 * 2**20,
+    )
+    layered_job(tmp_path / "tower.gcode")
+    layered_job(tmp_path / "coaster.gcode", layers=2, per_layer=5)
+    files.add_path(tmp_path / "tower.gcode")
+    files.add_path(tmp_path / "coaster.gcode")
+    log = tmp_path / "executed.log"
+
+    first = Daemon(config(tmp_path, "first", time_scale=0.02, log=log))
+    try:
+        first.post("/api/sim/badge", {"uid": ADA})
+        wait(lambda: first.status().get("powered") is True, 20, "the relay to power the printer")
+        job = first.post("/api/jobs", {"file": "tower.gcode"})
+        db = state / "gateway.db"
+        wait(lambda: (cp := checkpoint(db)) is not None and cp.layer >= 2, 120, "layer 2")
+    finally:
+        first.kill()
+
+    second = Daemon(config(tmp_path, "second", time_scale=0.0, log=log))
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = await browser.new_page(viewport={"width": 800, "height": 480})
+            await page.goto(second.url)
+            await expect(page.locator("#screen-locked")).to_be_visible()
+            await page.locator("#sim-panel button", has_text="Grace Hopper").click()
+            await expect(page.locator("#screen-session")).to_be_visible()
+            await page.locator("#files button", has_text="coaster.gcode").click()
+            await page.click("#confirm-yes")
+            await expect(page.locator("#confirm-title")).to_have_text(
+                "Discard the interrupted job?"
+            )
+            await expect(page.locator("#confirm-yes")).to_have_text("Discard and start")
+            assert second.status()["job"] is None
+            await page.click("#confirm-yes")
+            # Instant motion (time_scale 0): the job screen may come and go at once.
+            await expect(page.locator("#screen-session")).to_contain_text(
+                "coaster.gcode finished"
+            )
+            await browser.close()
+        wait(
+            lambda: (second.status().get("job") or {}).get("state") == "completed",
+            120,
+            "the new job to complete",
+        )
+        jobs = second.get("api/jobs")["jobs"]
+        assert jobs[0]["file"] == "coaster.gcode" and jobs[1]["id"] == job["id"]
+        assert jobs[1]["state"] == "failed"
+    finally:
+        second.kill()

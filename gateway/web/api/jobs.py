@@ -51,6 +51,11 @@ async def _with_members(ctx: WebContext, jobs: list[dict[str, Any]]) -> list[Job
 
 class StartJob(BaseModel):
     file: str = Field(min_length=1, max_length=255, description="A file in the library")
+    discard_interrupted: bool = Field(
+        False,
+        description="Start although an interrupted job is offered for resume, discarding "
+        "that offer (the member has cleared the bed)",
+    )
 
 
 @router.get("")
@@ -78,10 +83,14 @@ async def start(body: StartJob, ctx: Web, caller: Operator) -> CurrentJob:
     is 409 ``no_session`` ("badge in at the machine first").  Per machine,
     ``access.rules.remote_start = "never"`` refuses token callers with 409
     ``remote_start_off``.  The start is recorded with the caller and the member present.
+    While an interrupted job is offered for resume, the answer is 409
+    ``interrupted_pending`` (which job, where it stopped) unless ``discard_interrupted``
+    is true: its print is on the bed, and a new job means it is gone.
     """
-    job = await ctx.gw.commands.call(
-        "start_job", {"file": body.file}, origin=caller.origin, actor=caller.actor
-    )
+    args: dict[str, object] = {"file": body.file}
+    if body.discard_interrupted:
+        args["discard_interrupted"] = True
+    job = await ctx.gw.commands.call("start_job", args, origin=caller.origin, actor=caller.actor)
     return CurrentJob.model_validate(job)
 
 

@@ -138,16 +138,28 @@ async def held(ctx: Web, caller: Reader) -> HeldList:
     return HeldList(held=await _with_analysis(ctx, jobs), session_member=me)
 
 
+class StartHeld(BaseModel):
+    discard_interrupted: bool = Field(
+        False,
+        description="Start although an interrupted job is offered for resume, discarding "
+        "that offer (the member has cleared the bed)",
+    )
+
+
 @router.post("/held/{job_id}/start", responses=responses(403, 404, 413, *COMMAND_ERRORS))
-async def start_held(job_id: JobId, ctx: Web, caller: AtMachine) -> HoldOutcome:
+async def start_held(
+    job_id: JobId, ctx: Web, caller: AtMachine, body: StartHeld | None = None
+) -> HoldOutcome:
     """The "Bed is clear — start" tap: only by the member the job is held for, at the machine.
 
     403 ``not_yours``, ``no_session`` or ``not_from_kiosk``; 409 when it expired, has
-    ended, or the machine refuses the start (busy, not powered); 404 for no such job
-    (or its file gone from the library)."""
-    started = await _call(
-        ctx, "slicer_release", {"id": job_id}, origin=caller.origin, actor=caller.actor
-    )
+    ended, or the machine refuses the start (busy, not powered, or ``interrupted_pending``:
+    an interrupted job is offered for resume; confirm with ``discard_interrupted``); 404
+    for no such job (or its file gone from the library)."""
+    args: dict[str, Any] = {"id": job_id}
+    if body is not None and body.discard_interrupted:
+        args["discard_interrupted"] = True
+    started = await _call(ctx, "slicer_release", args, origin=caller.origin, actor=caller.actor)
     return HoldOutcome.model_validate(started)
 
 

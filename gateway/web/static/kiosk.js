@@ -84,7 +84,11 @@
     }
     const r = await fetch(path, opts);
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error((data.error && data.error.message) || r.statusText);
+    if (!r.ok) {
+      const err = new Error((data.error && data.error.message) || r.statusText);
+      err.code = data.error && data.error.code;
+      throw err;
+    }
     return data;
   }
 
@@ -433,10 +437,39 @@
     if (f.estimated_seconds) parts.push("About " + duration(f.estimated_seconds) + ".");
     if (f.filament_mm) parts.push((f.filament_mm / 1000).toFixed(1) + " m of filament.");
     parts.push("Check the machine is clear before you start.");
-    const action = async () => { await act("POST", "/api/jobs", { file: f.name }); };
+    const action = async () => {
+      await startDiscarding((discard) => api("POST", "/api/jobs",
+        discard ? { file: f.name, discard_interrupted: true } : { file: f.name }));
+    };
     action.start = true;
     openConfirm("Start " + f.name + "?", parts.join(" "), "Start", "go", action);
   }
+
+  // A start refused because an interrupted job is still offered for resume: say which
+  // (the gateway's words) and start only if the member confirms that it goes.  Used by
+  // slicer.js too, for held jobs.
+  async function startDiscarding(start) {
+    try {
+      return await start(false);
+    } catch (err) {
+      if (err.code !== "interrupted_pending") {
+        toast(err.message, 7000);
+        return null;
+      }
+      const again = async () => {
+        try {
+          await start(true);
+        } catch (err2) {
+          toast(err2.message, 7000);
+        }
+      };
+      again.start = true;
+      openConfirm("Discard the interrupted job?", err.message, "Discard and start",
+        "danger", again);
+      return null;
+    }
+  }
+  window.kioskStartDiscarding = startDiscarding;
 
   // -- offline ------------------------------------------------------------------------------
   // Without the event stream the screen cannot know the machine's state and nothing tapped

@@ -36,7 +36,11 @@
     }
     const r = await fetch(path, opts);
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error((data.error && data.error.message) || r.statusText);
+    if (!r.ok) {
+      const err = new Error((data.error && data.error.message) || r.statusText);
+      err.code = data.error && data.error.code;
+      throw err;
+    }
     return data;
   }
 
@@ -195,9 +199,17 @@
   async function release(j) {
     busy = true;
     renderMine();
-    try {
-      await api("POST", "/api/slicer/held/" + j.id + "/start");
+    const path = "/api/slicer/held/" + j.id + "/start";
+    const start = async (discard) => {
+      const r = await api("POST", path, discard ? { discard_interrupted: true } : undefined);
       held = held.filter((h) => h.id !== j.id);
+      render();
+      return r;
+    };
+    try {
+      // kiosk.js asks before an interrupted job is discarded by this start.
+      if (window.kioskStartDiscarding) await window.kioskStartDiscarding(start);
+      else await start(false);
     } catch (err) {
       toast(err.message);
     } finally {
