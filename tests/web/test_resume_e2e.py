@@ -167,29 +167,45 @@ def moves(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith(("G0", "G1", "G2", "G3"))]
 
 
-async def test_killed_mid_job_resumes_from_the_offered_layer(tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright, expect
-
-    state = tmp_path / "state"
+def library(tmp_path: Path, *names: str) -> None:
+    """The daemons' file library (under ``state/``), holding ``names`` from ``tmp_path``."""
     files = FileLibrary(
-        state / "files",
+        tmp_path / "state" / "files",
         firmware="marlin",
         max_line_length=line_limit(SerialConfig(), "marlin"),
         max_bytes=10 * 2**20,
     )
-    original = layered_job(tmp_path / "tower.gcode")
-    files.add_path(tmp_path / "tower.gcode")
-    first_log, second_log = tmp_path / "executed-1.log", tmp_path / "executed-2.log"
+    for name in names:
+        files.add_path(tmp_path / name)
 
-    first = Daemon(config(tmp_path, "first", time_scale=0.02, log=first_log))
+
+def interrupted_job(tmp_path: Path, log: Path, file: str, layer: int) -> dict[str, Any]:
+    """Ada runs ``file`` on a first daemon, killed with SIGKILL (no shutdown code runs)
+    once the checkpoint says ``layer``; the job as it was started."""
+    first = Daemon(config(tmp_path, "first", time_scale=0.02, log=log))
     try:
         first.post("/api/sim/badge", {"uid": ADA})
         wait(lambda: first.status().get("powered") is True, 20, "the relay to power the printer")
-        job = first.post("/api/jobs", {"file": "tower.gcode"})
-        db = state / "gateway.db"
-        wait(lambda: (cp := checkpoint(db)) is not None and cp.layer >= 4, 120, "layer 4")
+        job = first.post("/api/jobs", {"file": file})
+        db = tmp_path / "state" / "gateway.db"
+        wait(
+            lambda: (cp := checkpoint(db)) is not None and cp.layer >= layer,
+            120,
+            f"layer {layer}",
+        )
     finally:
-        first.kill()  # SIGKILL: no shutdown code runs
+        first.kill()
+    return job
+
+
+async def test_killed_mid_job_resumes_from_the_offered_layer(tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    state = tmp_path / "state"
+    original = layered_job(tmp_path / "tower.gcode")
+    library(tmp_path, "tower.gcode")
+    first_log, second_log = tmp_path / "executed-1.log", tmp_path / "executed-2.log"
+    job = interrupted_job(tmp_path, first_log, "tower.gcode", 4)
     cp = checkpoint(state / "gateway.db")
     assert cp is not None and cp.job_id == job["id"] and cp.member_name == "Ada Lovelace"
     assert 0 < cp.line < len(original)
@@ -278,28 +294,11 @@ async def test_a_new_job_discards_an_interrupted_one_once_confirmed(tmp_path: Pa
     whose job goes, and the new one runs only after "Discard and start"."""
     from playwright.async_api import async_playwright, expect
 
-    state = tmp_path / "state"
-    files = FileLibrary(
-        state / "files",
-        firmware="marlin",
-        max_line_length=line_limit(SerialConfig(), "marlin"),
-        max_bytes=10 * 2**20,
-    )
     layered_job(tmp_path / "tower.gcode")
     layered_job(tmp_path / "coaster.gcode", layers=2, per_layer=5)
-    files.add_path(tmp_path / "tower.gcode")
-    files.add_path(tmp_path / "coaster.gcode")
+    library(tmp_path, "tower.gcode", "coaster.gcode")
     log = tmp_path / "executed.log"
-
-    first = Daemon(config(tmp_path, "first", time_scale=0.02, log=log))
-    try:
-        first.post("/api/sim/badge", {"uid": ADA})
-        wait(lambda: first.status().get("powered") is True, 20, "the relay to power the printer")
-        job = first.post("/api/jobs", {"file": "tower.gcode"})
-        db = state / "gateway.db"
-        wait(lambda: (cp := checkpoint(db)) is not None and cp.layer >= 2, 120, "layer 2")
-    finally:
-        first.kill()
+    job = interrupted_job(tmp_path, log, "tower.gcode", 2)
 
     second = Daemon(config(tmp_path, "second", time_scale=0.0, log=log))
     try:
