@@ -19,7 +19,11 @@ answer at once, and the event loop hears only the events, in order and in
 batches: at once for anything that matters (errors, ready, finished, status),
 every ``flush_interval`` for mere progress (:class:`LinesAcked`).  The core is
 touched under one lock, by that thread and by the loop's commands (which write
-straight to the descriptor, so an e-stop never waits for the thread).
+straight to the descriptor, so an e-stop never waits for the thread).  Nobody
+waits on the port while holding the lock: what the port does not take at once
+is kept, in order, and written by the thread when ``poll`` says it can, so an
+adapter that stops taking data never blocks the event loop (nor the relay cut
+that goes with an e-stop); after ``write_timeout`` the port counts as lost.
 """
 
 from __future__ import annotations
@@ -147,6 +151,11 @@ class Streamer:
         self.paused = False
         self.bytes_done = 0
         self.bytes_written = 0
+        # Bytes the port did not take yet (an adapter that stopped taking data): the
+        # reader thread writes them when poll says it can.  Nobody waits on the port
+        # while holding the lock, so the loop's commands (an e-stop) never block.
+        self._backlog = bytearray()
+        self._backlog_since = 0.0  # when the port last took none of it
         #: Z of the last move sent (for layer changes; GRBL reports real positions).
         self.z: float | None = None
 
@@ -257,35 +266,59 @@ class Streamer:
                 self._write(out)
 
     def _write(self, data: bytes) -> None:
-        """Write all of ``data`` to the port; a port that takes nothing for
-        ``write_timeout`` (a wedged adapter) is treated as lost."""
+        """Hand ``data`` to the port, in order after anything it has not taken yet.
+        What it does not take at once is kept for the reader thread
+        (:meth:`_flush`); a port that takes nothing for ``write_timeout`` (a wedged
+        adapter) is treated as lost.  Never waits: it runs under the lock, on the
+        reader thread and on the event loop alike."""
         fd = self._fd
         if fd < 0 or self._lost.done():
             return
-        view = memoryview(data)
-        deadline = 0.0
-        while view:
-            try:
-                n = os.write(fd, view)
-            except BlockingIOError:
-                n = 0
-            except OSError as err:
-                self._fail(err)
-                return
+        if self._backlog:
+            self._backlog += data
+            self._flush(time.monotonic())
+            return
+        try:
+            n = os.write(fd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError as err:
+            self._fail(err)
+            return
+        self.bytes_written += n
+        if n < len(data):
+            self._backlog += data[n:]
+            self._backlog_since = time.monotonic()
+            self._kick()
+
+    def _flush(self, now: float) -> None:
+        """Write what the port can take of the backlog (under the lock)."""
+        fd = self._fd
+        if fd < 0 or self._lost.done():
+            self._backlog.clear()
+            return
+        try:
+            n = os.write(fd, self._backlog)
+        except BlockingIOError:
+            n = 0
+        except OSError as err:
+            self._fail(err)
+            return
+        if n:
             self.bytes_written += n
-            view = view[n:]
-            if view:
-                now = time.monotonic()
-                if not deadline:
-                    deadline = now + self._write_timeout
-                elif now >= deadline:
-                    self._fail(
-                        SerialPortError(
-                            f"the controller took no data for {self._write_timeout:.0f} s"
-                        )
-                    )
-                    return
-                select.select([], [fd], [], max(0.0, deadline - now))
+            del self._backlog[:n]
+            self._backlog_since = now
+        elif now - self._backlog_since >= self._write_timeout:
+            self._backlog.clear()
+            self._fail(
+                SerialPortError(f"the controller took no data for {self._write_timeout:.0f} s")
+            )
+
+    def _kick(self) -> None:
+        """Wake the reader thread (it then also waits for the port to take data)."""
+        if self._wake_w >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"w")
 
     def _track_z(self, line: str) -> None:
         if not line.startswith(("G0", "G1")):
@@ -383,6 +416,7 @@ class Streamer:
         _wake_on_reply(fd)
         try:
             carried = b""  # read by the fast lane, not for it
+            writing = False  # poll also waits for the port to take the backlog
             ready: list[tuple[int, int]]
             while not self._stopping:
                 if carried:
@@ -402,17 +436,24 @@ class Streamer:
                     timeout = next_tick - now
                     if self._pending and not self._delivery_due:
                         timeout = min(timeout, self._last_delivery + self._flush_interval - now)
+                    backlog = bool(self._backlog)
+                    if backlog != writing:  # also wait for the port to take the backlog
+                        mask = select.POLLIN | select.POLLOUT if backlog else select.POLLIN
+                        poller.modify(fd, mask)
+                        writing = backlog
+                    if backlog:
+                        timeout = min(timeout, self._backlog_since + self._write_timeout - now)
                     ready = poller.poll(math.ceil(max(0.0, timeout) * 1000))
                     if self._stopping:
                         return
                     timed_out = not ready
                     readable = timed_out  # then take what is there: fewer than VMIN bytes
                     data = b""
-                for which, _ in ready:
-                    if which == fd:
-                        readable = True
-                    else:
+                for which, what in ready:
+                    if which != fd:
                         os.read(wake, 64)
+                    elif what != select.POLLOUT:
+                        readable = True
                 if readable:
                     try:
                         data = os.read(fd, 4096)
@@ -438,6 +479,8 @@ class Streamer:
                 delay = 0.0
                 fast_lane = False
                 with lock:
+                    if self._backlog:
+                        self._flush(now)
                     if data == b"ok\n" and fast is not None and now < next_tick:
                         wire = fast(now)
                         if wire is not None:
@@ -452,7 +495,7 @@ class Streamer:
                             self._pump(now)
                             next_tick = now + tick
                         self._schedule_delivery(now)
-                        if data and self._coalesce > 0 and core.in_flight > 1:
+                        if data and self._coalesce > 0 and core.in_flight > 1 and not self._backlog:
                             delay = self._coalesce
                             pending = core.bytes_in_flight
                             if self._byte_time and pending:
@@ -460,7 +503,7 @@ class Streamer:
                                 delay = min(self._coalesce_max, max(delay, drain))
                 if delay:
                     nap.poll(math.ceil(delay * 1000))
-                if fast_lane and fast is not None:
+                if fast_lane and fast is not None and not self._backlog:
                     carried = self._fast_lane(fd, poller.poll, fast, next_tick)
         except BaseException as err:  # a bug must not leave the port half-driven
             self._fail(err)
@@ -485,7 +528,7 @@ class Streamer:
             if wait <= 0.0:
                 return b""
             ready = poll(wait)
-            if len(ready) != 1 or ready[0][0] != fd:
+            if len(ready) != 1 or ready[0][0] != fd or ready[0][1] == select.POLLOUT:
                 return b""
             try:
                 data = read(fd, 4096)
@@ -498,6 +541,9 @@ class Streamer:
                 wire = fast(now)
                 if wire is None:
                     return data
+                if self._backlog:  # after what the port has not taken yet
+                    self._write(wire)
+                    return b""
                 try:
                     n = write(fd, wire)
                 except OSError:
@@ -505,6 +551,7 @@ class Streamer:
                 self.bytes_written += n
                 if n != len(wire):
                     self._write(wire[n:])
+                    return b""  # the general loop waits for the port to take the rest
                 count += 1
                 if count == _FAST_REFILL:
                     count = 0

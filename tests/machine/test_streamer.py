@@ -15,7 +15,7 @@ import select
 import threading
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import pytest
 
 from gateway.machine.cores import make_core
 from gateway.machine.oneshot import print_file
-from gateway.machine.protocol import LinesAcked, ProtocolEvent
+from gateway.machine.protocol import CommandDone, LinesAcked, ProtocolEvent
 from gateway.machine.serial_port import SerialPortError, open_port
 from gateway.machine.streamer import FileLines, Streamer, StreamFinished
 
@@ -42,6 +42,10 @@ class ScriptedMarlin:
         self.pause = pause
         self.noise = noise
         self.executed: list[str] = []
+        #: Cleared, the board stops reading (an adapter that takes no more data).
+        self.reading = threading.Event()
+        self.reading.set()
+        self.paused = threading.Event()  # set while the board does not read
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -54,6 +58,11 @@ class ScriptedMarlin:
     def _serve(self) -> None:
         buf = b""
         while not self._stop.is_set():
+            if not self.reading.is_set():
+                self.paused.set()
+                time.sleep(0.01)
+                continue
+            self.paused.clear()
             ready, _, _ = select.select([self.master], [], [], 0.05)
             if not ready:
                 continue
@@ -209,3 +218,101 @@ def test_every_line_acknowledged_before_the_board_went_away_is_reported(tmp_path
     reported, acked = asyncio.run(run(ScriptedMarlin(64, 0.0)))
     assert acked >= 100
     assert reported == acked
+
+
+def wedge(b: ScriptedMarlin) -> None:
+    """The board stops reading and the port's output queue is full: an adapter that
+    takes no more data.  (Blank lines: the board skips them once it reads again.)"""
+    b.reading.clear()
+    assert b.paused.wait(5)
+    fd = os.open(b.path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        # The kernel moves a pty's bytes on in the background, freeing room a moment
+        # after the first refusal: full is when nothing goes in for a while.
+        refused = 0
+        while refused < 10:
+            try:
+                os.write(fd, b"\n" * 4096)
+                refused = 0
+            except BlockingIOError:
+                try:
+                    os.write(fd, b"\n")
+                    refused = 0
+                except BlockingIOError:
+                    refused += 1
+                    time.sleep(0.03)
+    finally:
+        os.close(fd)
+
+
+async def ready_streamer(
+    b: ScriptedMarlin, on_event: Callable[[ProtocolEvent], None]
+) -> tuple[Streamer, asyncio.Task[None]]:
+    core = make_core("marlin", rx_buffer_size=127, response_timeout=10.0, max_line_length=96)
+    streamer = await open_port(b.path, 115200, lambda: Streamer(core, on_event=on_event))
+    task = asyncio.create_task(streamer.run())
+    for _ in range(200):
+        if core.ready:
+            break
+        await asyncio.sleep(0.02)
+    assert core.ready
+    return streamer, task
+
+
+def test_an_e_stop_on_an_adapter_that_takes_no_data_never_blocks_the_loop() -> None:
+    """The e-stop's M112 cannot go out, but the event loop - and so the relay cut the
+    machine service publishes with it - must not wait for the port: it is declared
+    lost after ``write_timeout`` by the reader thread, while the loop runs on."""
+
+    async def run(b: ScriptedMarlin) -> tuple[int, str]:
+        streamer, task = await ready_streamer(b, lambda e: None)
+        wedge(b)
+        beats = 0
+
+        async def heartbeat() -> None:
+            nonlocal beats
+            while True:
+                await asyncio.sleep(0.01)
+                beats += 1
+
+        beating = asyncio.create_task(heartbeat())
+        streamer.emergency_stop()
+        streamer.control(lambda core: None)
+        streamer.end()
+        with pytest.raises(SerialPortError) as err:
+            await asyncio.wait_for(task, 10)
+        beating.cancel()
+        return beats, str(err.value)
+
+    with board(64, 0.0) as b:
+        beats, message = asyncio.run(run(b))
+    assert "took no data" in message
+    assert beats >= 10, beats  # the loop ran all along (old code: 0, blocked in select)
+
+
+def test_what_a_stalled_port_did_not_take_goes_out_in_order_when_it_takes_again() -> None:
+    async def run(b: ScriptedMarlin) -> list[ProtocolEvent]:
+        seen: list[ProtocolEvent] = []
+        streamer, task = await ready_streamer(b, seen.append)
+        wedge(b)
+        streamer.send_command("M114")
+        streamer.send_command("M115")
+        assert not task.done()
+        b.reading.set()  # the adapter takes data again
+        for _ in range(500):
+            if sum(isinstance(e, CommandDone) for e in seen) == 2:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return seen
+
+    with board(64, 0.0) as b:
+        seen = asyncio.run(run(b))
+        executed = list(b.executed)
+    done = [e for e in seen if isinstance(e, CommandDone)]
+    assert [(d.command, d.ok) for d in done] == [("M114", True), ("M115", True)]
+    # In order, once each (the handshake's M115 and temperature polls aside).
+    asked = [x for x in executed if x in ("M114", "M115")]
+    assert asked[-2:] == ["M114", "M115"] and asked.count("M114") == 1
