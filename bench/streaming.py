@@ -14,7 +14,7 @@ is the peer: it is how OctoPrint streams.  Figures are printed, never asserted.
 
 After each mode's gateway run, the *bare host floor* (``bench/bare_host.py``)
 streams the same file in the same mode to a fresh simulator: a thread that only
-writes unnumbered lines and counts ``ok`` s on the raw descriptor, with the
+writes unnumbered lines and counts each ``ok`` on the raw descriptor, with the
 gateway's port settings and I/O primitives and nothing else (no numbering,
 checksum, resends, events or coalescing).  Its CPU per line is what the wake-up
 for each reply costs on this host, the least any Python host can pay; the
