@@ -29,7 +29,8 @@ class SessionStarted(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionEnded(Event):
     """``reason``: badge_out | idle_timeout | max_session | lockout | interlock | estop |
-    shutdown | takeover | handover (to a supervised member) | supervisor_left |
+    shutdown | takeover | handover (to a supervised member) | booked (the member whose
+    booking had started took over) | supervisor_left |
     revoked (a new access list no longer admits the member) | admin_cut.  ``duration`` is
     in seconds; ``message`` says why for the screen when the reason alone does not."""
 

@@ -461,7 +461,9 @@ class Granted:
     """May use the machine.  The policy fields are filled in by
     :func:`gateway.access.policy.judge`: the member's induction ``level`` and its
     ``rank``, whether it needs a supervisor present, whether this member can
-    supervise others, and a ``notice`` for the screen (an expiry warning)."""
+    supervise others, a ``notice`` for the screen (an expiry warning), and whether
+    the member holds the booking in force (``booked``: they may take the machine
+    over from a member without one, see :mod:`gateway.access.session`)."""
 
     member: Member
     role: Role
@@ -470,6 +472,7 @@ class Granted:
     supervised: bool = False
     can_supervise: bool = False
     notice: str | None = None
+    booked: bool = False  # holds the booking in force on this machine
 
 
 @dataclass(frozen=True, slots=True)

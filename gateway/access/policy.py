@@ -8,7 +8,9 @@ in the order a member can act on:
    refused with rule ``induction_lapsed`` and the date and reason; within the
    warning period the grant carries a ``notice`` for the screen.
 2. **Bookings** (:mod:`gateway.access.bookings`): during a booking in force,
-   anyone but the booker (and maintainers) is refused with rule ``booked``.
+   anyone but the booker (and maintainers) is refused with rule ``booked``;
+   the booker's grant says so (``booked``), so they can take the machine
+   over from a member still in session there.
 3. **Tiers**: the grant carries the member's level, its rank, whether it needs
    supervision and whether the member can supervise; the session state
    machine enforces supervision and lone-working, which depend on who is
@@ -65,17 +67,14 @@ def judge(
                 member,
             )
         notice = expiry.notice(policy.config.expiry, verdict, policy.machine_label, now)
-    if role < Role.MAINTAINER:
-        booking = policy.bookings.current(
-            now, policy.used_bookings, policy.config.booking_grace
+    booking = policy.bookings.current(now, policy.used_bookings, policy.config.booking_grace)
+    if role < Role.MAINTAINER and booking is not None and booking.member_id != member.id:
+        return Denied(
+            "booked",
+            f"Booked for {booking.member_name} until {clock(booking.end, policy.tz)}. "
+            "Please come back then.",
+            member,
         )
-        if booking is not None and booking.member_id != member.id:
-            return Denied(
-                "booked",
-                f"Booked for {booking.member_name} until {clock(booking.end, policy.tz)}. "
-                "Please come back then.",
-                member,
-            )
     tiers = policy.tiers
     level = tiers.level_of(role, induction.level)
     return replace(
@@ -85,5 +84,6 @@ def judge(
         supervised=tiers.needs_supervision(level) and role < Role.TRAINER,
         can_supervise=tiers.can_supervise(level) or role >= Role.TRAINER,
         notice=notice,
+        booked=booking is not None and booking.member_id == member.id,
     )
 

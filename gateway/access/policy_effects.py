@@ -8,7 +8,7 @@ service module stays about badges, the relay and records.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +113,8 @@ def status(service: AccessService, now: float) -> dict[str, Any]:
     trainer = snap.trainer
     lost = snap.supervision_lost_at
     policy = service.config.policy
+    wall = datetime.now(UTC)
+    booking = service.policy.next_booking(wall)
     return {
         "level": session.level if session else None,
         "supervised": bool(session and session.supervised),
@@ -122,7 +124,8 @@ def status(service: AccessService, now: float) -> dict[str, Any]:
         else round(max(0.0, lost + policy.supervision_grace - now), 1),
         "supervision_message": service._supervision.message if service._supervision else None,
         "notice": service._notice,
-        "next_booking": service.policy.next_booking(datetime.now(UTC)),
+        "next_booking": booking,
+        "booking_note": booking_note(booking, session.member_id if session else None, wall),
         "levels": list(service.policy.tiers.names),
         "grant_window": None
         if trainer is None or session is None or session.member_id != trainer.trainer_id
@@ -132,6 +135,28 @@ def status(service: AccessService, now: float) -> dict[str, Any]:
         },
         "lone_working": policy.lone_working,
     }
+
+
+#: How long before another member's booking the member in session is told of it.
+BOOKING_WARNING = timedelta(minutes=30)
+
+
+def booking_note(
+    booking: dict[str, Any] | None, member_id: str | None, now: datetime
+) -> str | None:
+    """What the member in session should know of someone else's booking: that it has
+    started (the booker may take the machine over), or that it starts soon."""
+    if booking is None or member_id is None or booking["member_id"] == member_id:
+        return None
+    who, start, end = booking["member_name"], booking["start_clock"], booking["end_clock"]
+    if booking["in_force"]:
+        return (
+            f"{who}'s booking has started ({start}\u2013{end}): "
+            "the machine is theirs when they badge in."
+        )
+    if datetime.fromisoformat(booking["start"]) - now <= BOOKING_WARNING:
+        return f"{who} has booked this machine from {start}: finish before then."
+    return None
 
 
 def mark_confirmed(store: AccessStore, *, machine_id: str, members: set[str]) -> None:

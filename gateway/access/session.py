@@ -27,7 +27,9 @@ Rules, in the order a reviewer will ask about them:
   ``"immediately"`` the relay goes off at once.  With no job running the relay
   stays on for ``grace_period`` after the session ends (never under lockout).
 - A different authorised member badging while a session is open is refused
-  with "machine in use by X": sessions are never taken from a member.  During
+  with "machine in use by X": sessions are never taken from a member, with one
+  exception: the member whose booking has started (``Granted.booked``) takes the
+  machine over (reason ``booked``) once no job is running.  During
   the grace period (no job) any authorised member may start a new session; while
   a finished session's job is still running, only that session's member may
   badge back in.
@@ -84,13 +86,19 @@ writing ``session.RelayOn``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
 from gateway.access import supervision
-from gateway.access.config import MachineRules, RemoteStart
+from gateway.access.config import MachineRules
 from gateway.access.members import Decision, Denied, Granted, Member, Role
 from gateway.access.presence_feed import Sighting
+from gateway.access.presence_rule import (
+    NO_SESSION_MESSAGE,
+    StartAllowed,
+    StartRefusal,
+    StartRefused,
+    may_start,
+)
 from gateway.access.session_types import (
     DEFAULT_POLICY,
     NOBODY,
@@ -446,6 +454,8 @@ def _granted(
             s = replace(s, presence=s.presence.add(holder))
             new, opened = _open(s, g, at, rules, supervisor=holder)
             return new, [_closed(session, "handover", at), *opened]
+        if g.booked:
+            return _booker_takes_over(s, g, session, at, rules, policy)
         return _refuse(
             s,
             "in_use",
@@ -468,11 +478,24 @@ def _granted(
             member.id,
             at,
         )
+    supervisor, refusal = _needed_company(s, g, at, policy)
+    if refusal is not None:
+        return refusal
+    return _open(s, g, at, rules, supervisor=supervisor)
+
+
+def _needed_company(
+    s: Snapshot, g: Granted, at: float, policy: SessionPolicy
+) -> tuple[Sighting | None, Result | None]:
+    """Who a new session needs around: the supervisor a supervised member must have
+    present, and someone else in the space under lone working.  (supervisor, None),
+    or (None, the refusal)."""
+    member = g.member
     supervisor = None
     if g.supervised:
         supervisor = s.presence.supervisor(at, excluding=member.id)
         if supervisor is None:
-            return _refuse(
+            return None, _refuse(
                 s,
                 "needs_supervision",
                 f"{member.name}, your {g.level or 'supervised'} induction needs a supervisor: "
@@ -481,7 +504,7 @@ def _granted(
                 at,
             )
     if policy.lone_working and s.presence.others(at, excluding=member.id) < 1:
-        return _refuse(
+        return None, _refuse(
             s,
             "lone_working",
             f"{member.name}, this machine needs two members in the space. "
@@ -489,7 +512,40 @@ def _granted(
             member.id,
             at,
         )
-    return _open(s, g, at, rules, supervisor=supervisor)
+    return supervisor, None
+
+
+def _booker_takes_over(
+    s: Snapshot,
+    g: Granted,
+    session: ActiveSession,
+    at: float,
+    rules: MachineRules,
+    policy: SessionPolicy,
+) -> Result:
+    """The member whose booking has started badges while someone else is in session:
+    the machine is theirs, but never mid-job (a running job finishes first)."""
+    member = g.member
+    if s.job_running:
+        return _refuse(
+            s,
+            "in_use",
+            f"Your booking has started, but {session.member_name}'s job is still running. "
+            "Badge again when it ends.",
+            member.id,
+            at,
+        )
+    if (refusal := _free_for_new_session(s, member, g.role, at)) is not None:
+        return refusal
+    supervisor, refusal = _needed_company(s, g, at, policy)
+    if refusal is not None:
+        return refusal
+    new, opened = _open(s, g, at, rules, supervisor=supervisor)
+    closed = replace(
+        _closed(session, "booked", at),
+        message=f"{member.name}'s booking has started; they took over the machine.",
+    )
+    return new, [closed, *opened]
 
 
 def _open(
@@ -710,52 +766,6 @@ def _tick(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) ->
         case _:
             pass
     return s, []
-
-
-# -- the presence rule for starting or resuming a job ----------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StartAllowed:
-    """A job may start or resume; ``member_id`` is the member present (None only under
-    ``remote_start = "always"`` with nobody in session)."""
-
-    member_id: str | None
-    member_name: str | None
-
-
-StartRefusal = Literal["no_session", "remote_start_off"]
-
-
-@dataclass(frozen=True, slots=True)
-class StartRefused:
-    reason: StartRefusal
-    message: str
-
-
-NO_SESSION_MESSAGE = (
-    "Nobody is badged in at this machine: badge in at the machine first, then start the job."
-)
-
-
-def may_start(s: Snapshot, rules: MachineRules, *, at_machine: bool) -> StartAllowed | StartRefused:
-    """May a job start or resume now?  ``at_machine``: asked from the kiosk itself.
-
-    A member must be in session (not merely the relay held by a grace period or a
-    finishing job).  ``remote_start`` applies only to callers away from the machine.
-    """
-    remote: RemoteStart = rules.remote_start
-    if s.session is not None:
-        if not at_machine and remote == "never":
-            return StartRefused(
-                "remote_start_off",
-                "Jobs on this machine start only from its touchscreen "
-                '(access.rules.remote_start = "never"): start it there.',
-            )
-        return StartAllowed(s.session.member_id, s.session.member_name)
-    if not at_machine and remote == "always" and s.relay_on:
-        return StartAllowed(None, None)
-    return StartRefused("no_session", NO_SESSION_MESSAGE)
 
 
 class AccessMachine:

@@ -36,6 +36,7 @@ CloseReason = Literal[
     "shutdown",
     "takeover",
     "handover",
+    "booked",
     "supervisor_left",
     "alone",
     "revoked",

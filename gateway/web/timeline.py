@@ -46,6 +46,7 @@ _SESSION_END = {
     "estop": "was badged out by the emergency stop",
     "shutdown": "was badged out: the gateway stopped",
     "takeover": "handed the machine over to the member just inducted",
+    "booked": "made way for a member whose booking had started",
 }
 
 

@@ -290,9 +290,13 @@ def test_judge_refuses_others_during_a_booking_in_force() -> None:
     d = ps.judge(granted(ada), during)
     assert isinstance(d, Denied) and d.reason == "booked"
     assert d.message.startswith("Booked for m-bo until 14:00.")
-    assert isinstance(ps.judge(granted(bo), during), Granted)
+    mine = ps.judge(granted(bo), during)
+    assert isinstance(mine, Granted) and mine.booked  # Bo may take the machine over
     max_ = Member("m-max", "Max", {"laser-1": Role.MAINTAINER})
-    assert isinstance(ps.judge(granted(max_, Role.MAINTAINER), during), Granted)
+    theirs = ps.judge(granted(max_, Role.MAINTAINER), during)
+    assert isinstance(theirs, Granted) and not theirs.booked
+    before = ps.judge(granted(bo), NOW - timedelta(minutes=5))
+    assert isinstance(before, Granted) and not before.booked
     # Unused after the grace: released for everyone.
     assert isinstance(ps.judge(granted(ada), NOW + timedelta(minutes=20)), Granted)
     # Used by the booker: held to the end.
@@ -483,3 +487,29 @@ def test_valid_until_on_the_last_day_of_a_far_year_is_refused_cleanly() -> None:
     body = {**member({"*": "user"}), "valid_until": "9999-12-31"}
     with pytest.raises(AccessListError, match="valid_until is not an ISO 8601"):
         parse_access_list(doc([body]), SECRET)
+
+
+def test_the_member_in_session_is_told_of_another_members_booking() -> None:
+    from gateway.access.policy_effects import booking_note
+
+    def booking(minutes: int, in_force: bool) -> dict[str, object]:
+        start = NOW + timedelta(minutes=minutes)
+        return {
+            "member_id": "m-bo",
+            "member_name": "Bo",
+            "start": start.isoformat(),
+            "start_clock": "12:10",
+            "end_clock": "13:10",
+            "in_force": in_force,
+        }
+
+    assert booking_note(None, "m-ada", NOW) is None
+    assert booking_note(booking(-5, True), None, NOW) is None  # nobody in session
+    assert booking_note(booking(-5, True), "m-bo", NOW) is None  # his own
+    assert booking_note(booking(-5, True), "m-ada", NOW) == (
+        "Bo's booking has started (12:10\u201313:10): the machine is theirs when they badge in."
+    )
+    assert booking_note(booking(10, False), "m-ada", NOW) == (
+        "Bo has booked this machine from 12:10: finish before then."
+    )
+    assert booking_note(booking(45, False), "m-ada", NOW) is None  # not yet worth saying

@@ -334,6 +334,36 @@ async def test_a_booking_is_enforced_then_released_and_cancelled(
         await until(lambda: rig.rows("access_bookings") == [])
 
 
+async def test_the_booker_takes_the_machine_over_when_their_booking_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ivy is still at the machine when Bo's booking starts: Bo's badge ends her
+    session (reason ``booked``) and opens his, the relay staying on throughout."""
+    async with running(tmp_path, monkeypatch, config(tmp_path, booking_grace=3600)) as rig:
+        await rig.admitted(IVY)
+        start = datetime.now(UTC) - timedelta(minutes=1)
+        await rig.commands.call(
+            "book",
+            {"member_id": "m-bo", "start": iso(start), "end": iso(start + timedelta(hours=1))},
+            origin="web",
+            actor="admin",
+        )
+        # Ivy is told on her screen.
+        note = rig.service.status()["policy"]["booking_note"]
+        assert note.startswith("Bo's booking has started (") and "badge in" in note
+        ended = len(rig.events(SessionEnded))
+        opened = await rig.admitted(BO)
+        assert opened.member_name == "Bo"
+        gone = rig.events(SessionEnded)[ended]
+        assert gone.member_id == "m-ivy" and gone.reason == "booked"
+        assert gone.message == "Bo's booking has started; they took over the machine."
+        assert rig.relay_on
+        assert rig.service.status()["policy"]["booking_note"] is None  # his own booking
+        # Ivy cannot come back during Bo's booking.
+        denial = await rig.denied(IVY)
+        assert denial.reason == "booked"
+
+
 async def test_a_contradicting_list_is_refused_and_the_last_good_one_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

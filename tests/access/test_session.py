@@ -149,6 +149,58 @@ def test_another_member_cannot_take_an_open_session() -> None:
     assert am.snapshot.session is not None and am.snapshot.session.member_id == "m-ada"
 
 
+def booker(m: Member, at: float, **policy: Any) -> BadgePresented:
+    """The badge of ``m`` whose booking on this machine is in force."""
+    role = m.role_on("laser-1")
+    assert role is not None
+    return BadgePresented(Granted(m, role, booked=True, **policy), at)
+
+
+def test_the_member_whose_booking_started_takes_an_idle_machine_over() -> None:
+    am = opened_session()
+    effects = am.handle(booker(BO, 3.0))
+    gone = closed(effects)
+    assert gone.member_id == "m-ada" and gone.reason == "booked"
+    assert gone.message == "Bo's booking has started; they took over the machine."
+    assert SessionOpened("m-bo", "Bo", Role.USER, None) in effects
+    # The relay stays on: the machine passes from one member to the next.
+    assert RelayOff not in kinds(effects) and RelayOn not in kinds(effects)
+    assert am.snapshot.session is not None and am.snapshot.session.member_id == "m-bo"
+    assert am.state is State.AUTHORISED and am.relay_on
+
+
+def test_the_booker_waits_for_a_running_job_to_end() -> None:
+    am = opened_session()
+    am.handle(JobStarted(1.0))
+    effects = am.handle(booker(BO, 3.0))
+    assert effects[0] == Refused(
+        "in_use",
+        "Your booking has started, but Ada's job is still running. Badge again when it ends.",
+        "m-bo",
+    )
+    assert am.snapshot.session is not None and am.snapshot.session.member_id == "m-ada"
+    am.handle(JobEnded(9.0))
+    effects = am.handle(booker(BO, 10.0))
+    assert closed(effects).reason == "booked"
+    assert am.snapshot.session is not None and am.snapshot.session.member_id == "m-bo"
+
+
+def test_a_supervised_booker_still_needs_a_supervisor_to_take_over() -> None:
+    am = opened_session()
+    effects = am.handle(booker(BO, 3.0, level="supervised", supervised=True))
+    assert isinstance(effects[0], Refused) and effects[0].reason == "needs_supervision"
+    assert am.snapshot.session is not None and am.snapshot.session.member_id == "m-ada"
+
+
+def test_the_booker_cannot_take_a_maintainers_session_under_lockout() -> None:
+    am = machine()
+    am.handle(LockoutSet("service", "staff", 0.0))
+    am.handle(badge(MAINTAINER, 1.0))
+    effects = am.handle(booker(BO, 3.0))
+    assert isinstance(effects[0], Refused) and effects[0].reason == "locked_out"
+    assert am.snapshot.session is not None and am.snapshot.session.member_id == "m-max"
+
+
 def test_badge_out_command_ends_the_session_and_is_ignored_without_one() -> None:
     am = opened_session(grace_period=0)
     effects = am.handle(BadgeOut(4.0))
@@ -663,6 +715,17 @@ class AccessMachineRules(RuleBasedStateMachine):
                 return
             decision = Granted(who, who.roles["laser-1"])
         self.step(BadgePresented(decision, self.now))
+
+    @rule()
+    def booker_arrives(self) -> None:
+        """Bo, whose booking has started (the policy refuses everyone else then, so
+        only his grant is booked): he may take an idle machine over, never mid-job."""
+        if BO.id in self.revoked or self.am.snapshot.lockout is not None:
+            return
+        before = self.am.snapshot
+        effects = self.step(booker(BO, self.now))
+        if before.job_running and before.session is not None and before.session.member_id != BO.id:
+            assert not any(isinstance(e, SessionClosed) for e in effects), "taken mid-job"
 
     @rule(dt=st.sampled_from([0.5, 3.0, 11.0, 40.0, 120.0]))
     def tick(self, dt: float) -> None:

@@ -142,7 +142,9 @@ async def test_supervision_expiry_and_bookings_at_the_kiosk(tmp_path: Path, kit:
             await badge(kit.BOB)
             await expect(page.locator("#screen-locked")).to_be_visible(timeout=15_000)
 
-            # The desk books the machine for Eve from now: shown and enforced.
+            # Ada is at the machine when the desk books it for Eve from now.
+            await badge(kit.ADA)
+            await expect(page.locator("#hello")).to_contain_text("Ada")
             start = datetime.now(UTC) - timedelta(minutes=1)
             remote = await pw.request.new_context(
                 base_url=base, extra_http_headers={"Authorization": f"Bearer {admin}"}
@@ -158,6 +160,17 @@ async def test_supervision_expiry_and_bookings_at_the_kiosk(tmp_path: Path, kit:
                 )
                 assert r.status == 200, await r.text()
                 end_local = (start + timedelta(hours=2)).astimezone().strftime("%H:%M")
+                # Ada is told; Eve's badge then takes the machine over.
+                await expect(page.locator("#policy-note")).to_contain_text(
+                    "Eve Booker's booking has started"
+                )
+                await fits(page)
+                await page.screenshot(path=str(SHOTS / "policy-05a-booking-started.png"))
+                await badge(kit.EVE)
+                await expect(page.locator("#hello")).to_contain_text("Eve")
+                await expect(page.locator("#policy-note")).to_be_hidden()
+                await badge(kit.EVE)  # and out again: shown and enforced on the badge screen
+                await expect(page.locator("#screen-locked")).to_be_visible(timeout=15_000)
                 await expect(page.locator("#next-booking")).to_have_text(
                     f"Booked for Eve Booker until {end_local}."
                 )

@@ -122,6 +122,11 @@ class PolicyNow(Open):
     supervision_message: str | None
     notice: str | None = Field(description="E.g. the induction-expiry warning for the member")
     next_booking: NextBookingOut | None
+    booking_note: str | None = Field(
+        default=None,
+        description="For the member in session: another member's booking has started "
+        "(they may take the machine over) or starts within 30 minutes",
+    )
     levels: list[str] = Field(description="The levels a trainer may grant, lowest first")
     grant_window: GrantWindow | None = Field(
         description="While the trainer in session may induct: the level chosen and time left"

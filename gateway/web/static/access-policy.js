@@ -84,6 +84,8 @@
       parts.push("Supervised by " + p.supervisor + ".");
     }
     if (notice) { parts.push(notice); warn = true; }
+    // Someone else's booking: started (they may take over) or starting soon.
+    if (p.booking_note) { parts.push(p.booking_note); warn = true; }
     note.textContent = parts.join(" ");
     note.hidden = parts.length === 0;
     note.classList.toggle("warn", warn);

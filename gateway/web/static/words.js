@@ -60,6 +60,7 @@
     revoked: "Session ended: the access list no longer allows it.",
     admin_cut: "Power was cut by an administrator.",
     handover: "Handed over to the member you supervise.",
+    booked: "Session ended: a member's booking has started.",
     supervisor_left: "Session ended: no supervisor was present.",
     alone: "Session ended: this machine needs two members in the space.",
   };
