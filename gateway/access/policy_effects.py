@@ -1,5 +1,6 @@
 """What the access service does for the policy: grants recorded and pushed, supervision
-changes announced, the next booking published, and the policy's part of the status.
+changes announced, the next booking published, the policy's part of the status, and
+the live re-check of the member in session against each new list.
 
 Functions of the running :class:`~gateway.access.service.AccessService`, kept here so the
 service module stays about badges, the relay and records.
@@ -8,6 +9,7 @@ service module stays about badges, the relay and records.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,7 @@ from gateway.access import session as core
 from gateway.access.events import InductionRecorded, NextBooking, SupervisionChanged
 from gateway.access.members import Decision, Denied
 from gateway.access.presence_feed import Sighting
+from gateway.access.recheck import revocation, supervised_now
 from gateway.access.store import AccessStore
 
 if TYPE_CHECKING:
@@ -167,3 +170,65 @@ def mark_confirmed(store: AccessStore, *, machine_id: str, members: set[str]) ->
         if i.machine_id == machine_id and i.member_id in members
     ]
     store.mark_inductions_synced(ids)
+
+
+# -- live re-check -------------------------------------------------------------------------
+
+
+def recheck(service: AccessService) -> None:
+    """End the session of a member the access list no longer admits, by the job rule."""
+    snap = service.machine.snapshot
+    active = snap.session or (snap.previous if snap.state is core.State.ENDING else None)
+    if active is None:
+        return
+    lockout = snap.lockout
+    now = datetime.now(UTC)
+    revoked = revocation(
+        service._effective,
+        active.member_id,
+        active.member_name,
+        service.machine_id,
+        now,
+        lockout.reason if lockout else None,
+        policy=lambda decision: service.policy.judge(decision, now),
+    )
+    if revoked is None:
+        _recheck_level(service, active, now)
+        return
+    reason, message = revoked.reason, revoked.message
+    if snap.session is None and snap.grace_until is None:
+        return  # their job finishes under its rule; nothing more to end
+    log.warning(
+        "the new access list no longer admits %s (%s): ending their session",
+        active.member_id,
+        reason,
+    )
+    service._last_denial = message
+    service._write(
+        partial(
+            AccessStore.record_denial, reason=reason, at=time.time(), member_id=active.member_id
+        )
+    )
+    service._feed(core.MemberRevoked(active.member_id, reason, message, time.monotonic()))
+
+
+def _recheck_level(service: AccessService, active: core.ActiveSession, now: datetime) -> None:
+    """A level lowered mid-session to one that needs a supervisor: the session
+    becomes supervised (warned, and ended if none turns up in the grace)."""
+    session = service.machine.snapshot.session
+    if session is None or session.member_id != active.member_id or session.supervised:
+        return
+    lockout = service.machine.snapshot.lockout
+    grant = supervised_now(
+        service._effective,
+        active.member_id,
+        service.machine_id,
+        now,
+        lockout.reason if lockout else None,
+        policy=lambda decision: service.policy.judge(decision, now),
+    )
+    if grant is not None:
+        log.warning(
+            "%s's level is now %s, which needs a supervisor", active.member_id, grant.level
+        )
+        service._feed(core.LevelLowered(active.member_id, grant.level, time.monotonic()))

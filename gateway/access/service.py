@@ -70,7 +70,6 @@ from gateway.access.policy_state import PolicyState, grants_from_records
 from gateway.access.readers.base import BadgeRead, BadgeReader
 from gateway.access.readers.config import open_reader
 from gateway.access.readers.simulated import SimulatedReader
-from gateway.access.recheck import revocation
 from gateway.access.sources import (
     AccessListSource,
     ListFailed,
@@ -377,7 +376,7 @@ class AccessService(Service):
                 if (sid := self._session_id) is not None:
                     self._write(partial(AccessStore.heartbeat, session_id=sid, at=_wall()))
                 # A membership that ends mid-session ends the session too.
-                self._recheck()
+                policy_effects.recheck(self)
 
     async def _follow_source(self, source: AccessListSource) -> None:
         """Apply each list a source delivers.  Nothing a source does - a hostile body, a
@@ -421,7 +420,7 @@ class AccessService(Service):
                     )
                 )
                 self.bus.publish(AccessListUpdated(source=name, members=len(access_list), ok=True))
-                self._recheck()
+                policy_effects.recheck(self)
             case ListFailed(source=name, error=error):
                 log.warning(
                     "access list from %s refused, keeping the last good one (%d members): %s",
@@ -436,43 +435,6 @@ class AccessService(Service):
                 self.bus.publish(
                     AccessListUpdated(source=name, members=len(self._list), ok=False, error=error)
                 )
-
-    # -- live re-check -----------------------------------------------------------------------
-
-    def _recheck(self) -> None:
-        """End the session of a member the access list no longer admits, by the job rule."""
-        snap = self.machine.snapshot
-        active = snap.session or (snap.previous if snap.state is core.State.ENDING else None)
-        if active is None:
-            return
-        lockout = snap.lockout
-        now = datetime.now(UTC)
-        revoked = revocation(
-            self._effective,
-            active.member_id,
-            active.member_name,
-            self.machine_id,
-            now,
-            lockout.reason if lockout else None,
-            policy=lambda decision: self.policy.judge(decision, now),
-        )
-        if revoked is None:
-            return
-        reason, message = revoked.reason, revoked.message
-        if snap.session is None and snap.grace_until is None:
-            return  # their job finishes under its rule; nothing more to end
-        log.warning(
-            "the new access list no longer admits %s (%s): ending their session",
-            active.member_id,
-            reason,
-        )
-        self._last_denial = message
-        self._write(
-            partial(
-                AccessStore.record_denial, reason=reason, at=_wall(), member_id=active.member_id
-            )
-        )
-        self._feed(core.MemberRevoked(active.member_id, reason, message, time.monotonic()))
 
     async def _stop_unattended_jobs(self) -> None:
         """Carry out :class:`~gateway.access.session.StopJob` through the machine's command."""

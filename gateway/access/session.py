@@ -89,6 +89,9 @@ import math
 from dataclasses import replace
 
 from gateway.access import supervision
+from gateway.access.admission import free_for_new_session as _free_for_new_session
+from gateway.access.admission import needed_company as _needed_company
+from gateway.access.admission import refuse as _refuse
 from gateway.access.config import MachineRules
 from gateway.access.members import Decision, Denied, Granted, Member, Role
 from gateway.access.presence_feed import Sighting
@@ -122,6 +125,7 @@ from gateway.access.session_types import (
     JobPaused,
     JobResumed,
     JobStarted,
+    LevelLowered,
     Lockout,
     LockoutCleared,
     LockoutSet,
@@ -174,6 +178,7 @@ __all__ = [
     "JobPaused",
     "JobResumed",
     "JobStarted",
+    "LevelLowered",
     "Lockout",
     "LockoutCleared",
     "LockoutSet",
@@ -285,6 +290,10 @@ def transition(
                 new, effects = replace(s, trainer=chosen), []
         case MemberRevoked(member_id=member_id, message=message, at=at):
             new, effects = _revoke(s, member_id, message, at, rules)
+        case LevelLowered(member_id=member_id, level=level, at=at):
+            new, effects, end = supervision.lowered(s, member_id, level, at, policy)
+            if end:
+                new, effects = _end(new, "supervisor_left", at, rules)
         case CutNow(at=at):
             new, effects = _cut(s, "admin_cut", at)
     if new.indicator != s.indicator:
@@ -366,16 +375,6 @@ def _end(s: Snapshot, reason: CloseReason, at: float, rules: MachineRules) -> Re
     ]
 
 
-def _refuse(
-    s: Snapshot, reason: RefusalReason, message: str, member_id: str | None, at: float
-) -> Result:
-    return replace(s, denials=(*s.denials, at)), [
-        Refused(reason, message, member_id),
-        ShowIndicator("denied"),
-        Buzz("denied"),
-    ]
-
-
 def _badge(
     s: Snapshot, decision: Decision, at: float, rules: MachineRules, policy: SessionPolicy
 ) -> Result:
@@ -406,22 +405,6 @@ def _badge(
             ):
                 return _induct(s, granted.member, window, at, rules, policy)
             return _granted(s, granted, at, rules, policy)
-
-
-def _free_for_new_session(s: Snapshot, member: Member, role: Role, at: float) -> Result | None:
-    """A refusal if nobody new may start now, else None."""
-    if s.tripped:
-        names = ", ".join(sorted(s.tripped))
-        return _refuse(s, "interlock", f"Close the {names} before starting.", member.id, at)
-    if s.lockout is not None and role < Role.MAINTAINER:
-        return _refuse(
-            s,
-            "locked_out",
-            f"Machine locked out: {s.lockout.reason}. Only a maintainer can use it.",
-            member.id,
-            at,
-        )
-    return None
 
 
 def _granted(
@@ -482,37 +465,6 @@ def _granted(
     if refusal is not None:
         return refusal
     return _open(s, g, at, rules, supervisor=supervisor)
-
-
-def _needed_company(
-    s: Snapshot, g: Granted, at: float, policy: SessionPolicy
-) -> tuple[Sighting | None, Result | None]:
-    """Who a new session needs around: the supervisor a supervised member must have
-    present, and someone else in the space under lone working.  (supervisor, None),
-    or (None, the refusal)."""
-    member = g.member
-    supervisor = None
-    if g.supervised:
-        supervisor = s.presence.supervisor(at, excluding=member.id)
-        if supervisor is None:
-            return None, _refuse(
-                s,
-                "needs_supervision",
-                f"{member.name}, your {g.level or 'supervised'} induction needs a supervisor: "
-                "a member with a higher induction must badge in here first.",
-                member.id,
-                at,
-            )
-    if policy.lone_working and s.presence.others(at, excluding=member.id) < 1:
-        return None, _refuse(
-            s,
-            "lone_working",
-            f"{member.name}, this machine needs two members in the space. "
-            "Ask someone to badge in at the door or here first.",
-            member.id,
-            at,
-        )
-    return supervisor, None
 
 
 def _booker_takes_over(
@@ -741,18 +693,24 @@ def _tick(s: Snapshot, at: float, rules: MachineRules, policy: SessionPolicy) ->
     match s.state:
         case State.AUTHORISED | State.IN_USE:
             s, company = _company(s, at, rules, policy)
-            if company:
-                return s, company
-            assert s.session is not None
+            if s.session is None:
+                return s, company  # ended: alone too long
+            # A warning about company does not put off the other limits.
+            reason: CloseReason | None = None
             if (
                 s.supervision_lost_at is not None
                 and at - s.supervision_lost_at >= policy.supervision_grace
             ):
-                return _end(s, "supervisor_left", at, rules)
-            if at - s.session.started_at >= rules.max_session:
-                return _end(s, "max_session", at, rules)
-            if not s.job_running and at - s.session.last_activity >= rules.idle_timeout:
-                return _end(s, "idle_timeout", at, rules)
+                reason = "supervisor_left"
+            elif at - s.session.started_at >= rules.max_session:
+                reason = "max_session"
+            elif not s.job_running and at - s.session.last_activity >= rules.idle_timeout:
+                reason = "idle_timeout"
+            if reason is not None:
+                s, ended = _end(s, reason, at, rules)
+                return s, [*company, *ended]
+            if company:
+                return s, company
         case State.ENDING:
             # A job started with nobody in session (being stopped) never extends it.
             if s.grace_until is not None and at >= s.grace_until:

@@ -190,6 +190,16 @@ class CutNow:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class LevelLowered:
+    """A new access list puts ``member_id`` at ``level``, which needs a supervisor
+    present; their session was opened at a level that did not."""
+
+    member_id: str
+    level: str | None
+    at: float
+
+
 Input = (
     BadgePresented
     | BadgeOut
@@ -208,6 +218,7 @@ Input = (
     | PresenceLeft
     | GrantLevelChosen
     | MemberRevoked
+    | LevelLowered
     | CutNow
 )
 

@@ -31,10 +31,17 @@ from gateway.access.session_types import (
 Verdict = tuple[Snapshot, list[Effect], bool]
 
 
-def watch(s: Snapshot, at: float, policy: SessionPolicy, prefer: str | None = None) -> Verdict:
+def watch(
+    s: Snapshot,
+    at: float,
+    policy: SessionPolicy,
+    prefer: str | None = None,
+    why: str | None = None,
+) -> Verdict:
     """Keep a supervised session's supervisor current after presence changed.
 
-    ``prefer``: a member who just badged here and takes over supervising."""
+    ``prefer``: a member who just badged here and takes over supervising.  ``why``:
+    the warning's first sentence when there is none (by default: who left)."""
     session = s.session
     if session is None or not session.supervised:
         return s, [], False
@@ -69,7 +76,7 @@ def watch(s: Snapshot, at: float, policy: SessionPolicy, prefer: str | None = No
         return s, [], True
     after = " (a running job finishes first)" if s.job_running else ""
     message = (
-        f"{gone} has left. Without a supervisor your session ends in "
+        f"{why or gone + ' has left.'} Without a supervisor your session ends in "
         f"{math.ceil(grace)} s{after}. Ask someone with a higher induction to badge in."
     )
     alone = replace(session, supervisor_id=None, supervisor_name=None)
@@ -78,6 +85,22 @@ def watch(s: Snapshot, at: float, policy: SessionPolicy, prefer: str | None = No
         [SupervisionChanged(session.member_id, None, None, message, grace), Buzz("warning")],
         False,
     )
+
+
+def lowered(
+    s: Snapshot, member_id: str, level: str | None, at: float, policy: SessionPolicy
+) -> Verdict:
+    """The member in session now holds a ``level`` that needs a supervisor: the session
+    becomes supervised, and is watched as if its supervisor had just left (kept with a
+    supervisor present, else warned and ended ``supervision_grace`` seconds later)."""
+    session = s.session
+    if session is None or session.member_id != member_id or session.supervised:
+        return s, [], False
+    watched = replace(
+        session, level=level, supervised=True, can_supervise=False, supervisor_id=None
+    )
+    why = f"Your induction is now {level or 'supervised'}: it needs a supervisor present."
+    return watch(replace(s, session=watched, supervision_lost_at=None), at, policy, why=why)
 
 
 def company(s: Snapshot, at: float, policy: SessionPolicy) -> Verdict:

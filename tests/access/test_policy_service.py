@@ -662,6 +662,24 @@ async def test_a_new_list_showing_a_lapsed_induction_ends_the_session(
         assert denial.reason == "induction_lapsed" and "inductions last 30 days" in denial.message
 
 
+async def test_a_level_lowered_mid_session_needs_a_supervisor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bo is at the machine when the list puts him at the supervised level: he is
+    warned, and with nobody to supervise him his session ends after the grace."""
+    async with running(tmp_path, monkeypatch, config(tmp_path)) as rig:
+        await rig.admitted(BO)
+        people = members()
+        people[5]["machines"]["laser-1"]["level"] = "supervised"
+        rig.list_path.write_bytes(list_doc(people))
+        warning = await rig.next(SupervisionChanged)
+        assert warning.member_id == "m-bo" and warning.supervisor_id is None
+        assert warning.message.startswith("Your induction is now supervised")
+        ended = await rig.next(SessionEnded)
+        assert ended.member_id == "m-bo" and ended.reason == "supervisor_left"
+        await until(lambda: not rig.relay_on)
+
+
 async def test_a_level_this_machine_does_not_define_refuses_the_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,7 @@ from gateway.access.session import (
     Input,
     JobEnded,
     JobStarted,
+    LevelLowered,
     PresenceLeft,
     PresenceSeen,
     RefusalReason,
@@ -142,6 +143,36 @@ def test_a_running_job_finishes_under_its_rule_when_supervision_ends() -> None:
     assert not of(effects, RelayOff)
     assert am.state is State.ENDING and am.relay_on
     assert of(am.handle(JobEnded(50)), RelayOff)
+
+
+def test_a_level_lowered_mid_session_needs_a_supervisor_within_the_grace() -> None:
+    am = make(supervision_grace=60.0)
+    am.handle(badge(JO, 0))  # independent when the session opened
+    effects = am.handle(LevelLowered("m-jo", "supervised", 10))
+    (warning,) = of(effects, SupervisionChanged)
+    assert warning.supervisor_id is None and warning.ends_in == 60.0
+    assert warning.message.startswith(
+        "Your induction is now supervised: it needs a supervisor present. "
+        "Without a supervisor your session ends in 60 s."
+    )
+    session = am.snapshot.session
+    assert session is not None and session.supervised and session.level == "supervised"
+    assert not session.can_supervise and am.relay_on
+    # Said once: the list arriving again changes nothing.
+    assert am.handle(LevelLowered("m-jo", "supervised", 20)) == []
+    effects = am.handle(Tick(70))
+    assert of(effects, SessionClosed)[0].reason == "supervisor_left" and not am.relay_on
+
+
+def test_a_lowered_level_with_a_supervisor_present_keeps_the_session() -> None:
+    am = make(supervision_grace=60.0)
+    am.handle(door(IVY, 0))
+    am.handle(badge(JO, 1))
+    (watched,) = of(am.handle(LevelLowered("m-jo", "supervised", 10)), SupervisionChanged)
+    assert watched.supervisor_name == "Ivy" and watched.ends_in is None
+    assert not of(am.handle(Tick(500)), SessionClosed)
+    # Someone else's level, or none in session: nothing to do.
+    assert am.handle(LevelLowered("m-ivy", "supervised", 501)) == []
 
 
 def test_another_supervisor_arriving_in_the_grace_keeps_the_session() -> None:
@@ -301,6 +332,13 @@ class SupervisionRules(RuleBasedStateMachine):
     @rule(level=st.sampled_from([("supervised", 1, True), ("independent", 2, False)]))
     def choose(self, level: tuple[str, int, bool]) -> None:
         self.step(GrantLevelChosen(*level, self.now))
+
+    @rule()
+    def level_lowered(self) -> None:
+        """A new list puts the member in session at the supervised level."""
+        session = self.am.snapshot.session
+        if session is not None:
+            self.step(LevelLowered(session.member_id, "supervised", self.now))
 
     @rule(dt=st.sampled_from([1.0, 20.0, 45.0, 200.0]))
     def tick(self, dt: float) -> None:
