@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect, Request
+from python_multipart.multipart import parse_options_header
+from starlette.requests import Request
 
 from gateway.machine.files import FileLibrary, StoredFile
 from gateway.slicer.errors import SlicerError
 from gateway.slicer.held import disk_name, display_name, distinct_name
-from gateway.web.errors import ApiError, PayloadTooLarge
-from gateway.web.upload import OVERHEAD, _boundary, _Parts
+from gateway.web.errors import ApiError
+from gateway.web.upload import MultipartStream, _Parts
 
 MAX_FIELD = 1024
 MAX_FIELDS = 16
@@ -88,69 +87,9 @@ async def receive_slicer_upload(
     ``busy`` gives the names of files that must not be replaced (running or held).
     Raises :class:`ApiError` (malformed request, 507 disk full) or :class:`FileRejected`.
     """
-    limit = library.max_bytes + OVERHEAD
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the upload is {int(declared) // (1024 * 1024)} MiB; the limit is "
-            f"{library.max_bytes // (1024 * 1024)} MiB (jobs.max_upload_bytes)"
-        )
     parts = _FieldParts()
-    parser = MultipartParser(
-        _boundary(request),
-        {
-            "on_part_begin": parts.part_begin,
-            "on_header_field": parts.header_field_data,
-            "on_header_value": parts.header_value_data,
-            "on_header_end": parts.header_end,
-            "on_headers_finished": parts.headers_finished,
-            "on_part_data": parts.part_data,
-            "on_part_end": parts.part_end,
-        },
-    )
-    body = request.stream()
-    received = 0
-    ended = False
-
-    async def pump() -> bool:
-        nonlocal received, ended
-        if ended:
-            return False
-        try:
-            chunk = await anext(body)
-        except StopAsyncIteration:
-            ended = True
-            try:
-                parser.finalize()
-            except MultipartParseError as err:
-                raise ApiError(
-                    400, "bad_multipart", f"the upload is not valid multipart: {err}"
-                ) from err
-            return False
-        except ClientDisconnect as err:
-            raise ApiError(400, "upload_interrupted", "the upload was interrupted") from err
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(
-                f"the upload is larger than the {library.max_bytes // (1024 * 1024)} MiB limit "
-                "(jobs.max_upload_bytes)"
-            )
-        try:
-            if chunk:
-                parser.write(chunk)
-        except MultipartParseError as err:
-            raise ApiError(
-                400, "bad_multipart", f"the upload is not valid multipart: {err}"
-            ) from err
-        return True
-
-    while parts.filename is None:
-        if not await pump():
-            raise ApiError(
-                400, "no_file", "the upload has no file; send it in a field named 'file'"
-            )
-
-    shown = display_name(parts.filename)
+    stream = MultipartStream(request, library, parts)
+    shown = display_name(await stream.file_name())
     try:
         name = disk_name(shown)
     except SlicerError as err:
@@ -158,21 +97,8 @@ async def receive_slicer_upload(
         raise ApiError(415, "not_gcode", err.message) from err
     name = distinct_name(name, busy())
 
-    async def chunks() -> AsyncIterator[bytes]:
-        while True:
-            if parts.pending:
-                data = b"".join(parts.pending)
-                parts.pending.clear()
-                yield data
-            if parts.file_done:
-                return
-            if not await pump() and not parts.pending and not parts.file_done:
-                raise ApiError(
-                    400, "upload_interrupted", "the upload ended in the middle of the file"
-                )
-
     try:
-        stored = await library.add(name, chunks())
+        stored = await library.add(name, stream.file_chunks())
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise ApiError(
@@ -182,7 +108,7 @@ async def receive_slicer_upload(
             ) from err
         raise
     try:
-        while await pump():
+        while await stream.pump():
             pass
     except ApiError:
         with contextlib.suppress(Exception):

@@ -80,43 +80,55 @@ def _boundary(request: Request) -> bytes:
     return boundary
 
 
-async def receive_upload(request: Request, library: FileLibrary) -> StoredFile:
-    """Parse the upload in ``request`` and add its file to ``library``.
+def _size(n: int) -> str:
+    """A size as the limits are set: KiB below a MiB, else MiB."""
+    return f"{n // 1024} KiB" if n < 1024 * 1024 else f"{n // (1024 * 1024)} MiB"
 
-    Raises :class:`ApiError` for a malformed request; :class:`FileRejected`
-    (from the library) for a bad name, a file over the limit or bad G-code.
+
+class MultipartStream:
+    """A request body fed to the multipart parser as it arrives, for the upload routes.
+
+    ``parts`` collects what the callbacks see (:class:`_Parts` or a subclass); the file's
+    bytes come out of :meth:`file_chunks` without the body ever being held whole, and a
+    body over the library's limit (plus :data:`OVERHEAD`) is refused as soon as it is.
     """
-    limit = library.max_bytes + OVERHEAD
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the upload is {int(declared) // 1024} KiB; the limit is "
-            f"{library.max_bytes // 1024} KiB (jobs.max_upload_bytes)"
-        )
-    parts = _Parts()
-    parser = MultipartParser(
-        _boundary(request),
-        {
-            "on_part_begin": parts.part_begin,
-            "on_header_field": parts.header_field_data,
-            "on_header_value": parts.header_value_data,
-            "on_header_end": parts.header_end,
-            "on_headers_finished": parts.headers_finished,
-            "on_part_data": parts.part_data,
-            "on_part_end": parts.part_end,
-        },
-    )
-    body = request.stream()
-    received = 0
 
-    async def pump() -> bool:
+    def __init__(self, request: Request, library: FileLibrary, parts: _Parts) -> None:
+        self.max_bytes = library.max_bytes
+        self.limit = library.max_bytes + OVERHEAD
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            raise PayloadTooLarge(
+                f"the upload is {_size(int(declared))}; the limit is "
+                f"{_size(self.max_bytes)} (jobs.max_upload_bytes)"
+            )
+        self.parts = parts
+        self._parser = MultipartParser(
+            _boundary(request),
+            {
+                "on_part_begin": parts.part_begin,
+                "on_header_field": parts.header_field_data,
+                "on_header_value": parts.header_value_data,
+                "on_header_end": parts.header_end,
+                "on_headers_finished": parts.headers_finished,
+                "on_part_data": parts.part_data,
+                "on_part_end": parts.part_end,
+            },
+        )
+        self._body = request.stream()
+        self._received = 0
+        self._ended = False
+
+    async def pump(self) -> bool:
         """Feed the parser one more piece of the body; False once the body has ended."""
-        nonlocal received
+        if self._ended:
+            return False
         try:
-            chunk = await anext(body)
+            chunk = await anext(self._body)
         except StopAsyncIteration:
+            self._ended = True
             try:
-                parser.finalize()
+                self._parser.finalize()
             except MultipartParseError as err:
                 raise ApiError(
                     400, "bad_multipart", f"the upload is not valid multipart: {err}"
@@ -124,28 +136,33 @@ async def receive_upload(request: Request, library: FileLibrary) -> StoredFile:
             return False
         except ClientDisconnect as err:
             raise ApiError(400, "upload_interrupted", "the upload was interrupted") from err
-        received += len(chunk)
-        if received > limit:
+        self._received += len(chunk)
+        if self._received > self.limit:
             raise PayloadTooLarge(
-                f"the upload is larger than the {library.max_bytes // 1024} KiB limit "
+                f"the upload is larger than the {_size(self.max_bytes)} limit "
                 "(jobs.max_upload_bytes)"
             )
         try:
             if chunk:
-                parser.write(chunk)
+                self._parser.write(chunk)
         except MultipartParseError as err:
             raise ApiError(
                 400, "bad_multipart", f"the upload is not valid multipart: {err}"
             ) from err
         return True
 
-    while parts.filename is None:
-        if not await pump():
-            raise ApiError(
-                400, "no_file", "the upload has no file; send it in a field named 'file'"
-            )
+    async def file_name(self) -> str:
+        """Read on until the file part's headers: its name as sent."""
+        while self.parts.filename is None:
+            if not await self.pump():
+                raise ApiError(
+                    400, "no_file", "the upload has no file; send it in a field named 'file'"
+                )
+        return self.parts.filename
 
-    async def chunks() -> AsyncIterator[bytes]:
+    async def file_chunks(self) -> AsyncIterator[bytes]:
+        """The file part's bytes as they arrive (after :meth:`file_name`)."""
+        parts = self.parts
         while True:
             if parts.pending:
                 data = b"".join(parts.pending)
@@ -153,10 +170,18 @@ async def receive_upload(request: Request, library: FileLibrary) -> StoredFile:
                 yield data
             if parts.file_done:
                 return
-            if not await pump() and not parts.pending and not parts.file_done:
+            if not await self.pump() and not parts.pending and not parts.file_done:
                 raise ApiError(
                     400, "upload_interrupted", "the upload ended in the middle of the file"
                 )
 
-    assert parts.filename is not None
-    return await library.add(parts.filename, chunks())
+
+async def receive_upload(request: Request, library: FileLibrary) -> StoredFile:
+    """Parse the upload in ``request`` and add its file to ``library``.
+
+    Raises :class:`ApiError` for a malformed request; :class:`FileRejected`
+    (from the library) for a bad name, a file over the limit or bad G-code.
+    """
+    stream = MultipartStream(request, library, _Parts())
+    name = await stream.file_name()
+    return await library.add(name, stream.file_chunks())

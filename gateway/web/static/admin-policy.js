@@ -27,19 +27,8 @@
     <p id="booking-error" class="error" hidden></p>`;
   tab.appendChild(block);
 
-  function headers(json) {
-    const h = { Authorization: "Bearer " + (sessionStorage.getItem("gateway-token") || "") };
-    if (json) h["Content-Type"] = "application/json";
-    return h;
-  }
-
-  async function call(method, path, body) {
-    const r = await fetch(path, { method, headers: headers(body !== undefined),
-      body: body === undefined ? undefined : JSON.stringify(body) });
-    const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error((data.error && data.error.message) || r.statusText);
-    return data;
-  }
+  const call = (method, path, body) => window.GatewayApi.request(
+    method, path, body, sessionStorage.getItem("gateway-token") || "");
 
   function cell(row, text) {
     const td = document.createElement("td");

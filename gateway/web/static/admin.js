@@ -16,18 +16,15 @@
   }
 
   async function api(method, path, body) {
-    const opts = { method: method, headers: headers() };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
+    try {
+      return await window.GatewayApi.request(method, path, body, token);
+    } catch (err) {
+      if (err.status === 401) signOut("The token was refused: " + err.message);
+      throw err;
     }
-    const r = await fetch(path, opts);
-    const data = await r.json().catch(() => ({}));
-    if (r.status === 401) signOut("The token was refused: " + message(data, r));
-    if (!r.ok) throw new Error(message(data, r));
-    return data;
   }
 
+  // The gateway's sentence for an error answer read here (streams, downloads).
   function message(data, r) {
     return (data && data.error && data.error.message) || r.status + " " + r.statusText;
   }

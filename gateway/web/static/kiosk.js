@@ -76,21 +76,7 @@
     }
   }
 
-  async function api(method, path, body) {
-    const opts = { method: method, headers: {} };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    const r = await fetch(path, opts);
-    const data = await r.json().catch(() => ({}));
-    if (!r.ok) {
-      const err = new Error((data.error && data.error.message) || r.statusText);
-      err.code = data.error && data.error.code;
-      throw err;
-    }
-    return data;
-  }
+  const api = (method, path, body) => window.GatewayApi.request(method, path, body);
 
   async function act(method, path, body) {
     try {

@@ -15,17 +15,7 @@
   let plan = null;       // the preview being shown
   let busy = false;
 
-  async function call(method, path, body) {
-    const opts = { method: method, headers: {} };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    const r = await fetch(path, opts);
-    const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error((data.error && data.error.message) || r.statusText);
-    return data;
-  }
+  const call = (method, path, body) => window.GatewayApi.request(method, path, body);
 
   function el(tag, cls, text) {
     const e = document.createElement(tag);

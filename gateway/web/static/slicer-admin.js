@@ -5,20 +5,8 @@
 (function () {
   const $ = (id) => document.getElementById(id);
 
-  async function api(method, path, body) {
-    const opts = {
-      method: method,
-      headers: { Authorization: "Bearer " + (sessionStorage.getItem("gateway-token") || "") },
-    };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    const r = await fetch(path, opts);
-    const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error((data.error && data.error.message) || r.status + " " + r.statusText);
-    return data;
-  }
+  const api = (method, path, body) => window.GatewayApi.request(
+    method, path, body, sessionStorage.getItem("gateway-token") || "");
 
   function when(t) {
     return t ? new Date(t * 1000).toLocaleString() : "never";
