@@ -4,8 +4,8 @@
 small or shared host most of what a line costs is not the protocol but the
 thread's wake-up for each reply (a kernel switch after a sleep of a few ms, then
 cold caches).  This module measures that floor: the same simulator, the same
-port opened with pyserial exactly as the gateway opens it, the same ``VMIN``
-wake-up and the same I/O primitives as the gateway's reader thread
+port opened by the gateway's own ``open_serial``, the same ``VMIN``
+wake-up (``wake_on_reply``) and the same I/O primitives as the gateway's reader thread
 (``select.poll``, ``os.read``, ``os.write`` on the raw descriptor), and nothing
 else.  Lines go out unnumbered, without checksum, with comments and blank lines
 dropped beforehand (not timed); no resend handling, no events, no progress, and
@@ -37,18 +37,17 @@ import os
 import select
 import subprocess
 import sys
-import termios
 import threading
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-import serial
+from gateway.machine.serial_port import open_serial
+from gateway.machine.streamer import wake_on_reply
 
 RX_WINDOW = 127  # bytes in flight: Marlin's RX_BUFFER_SIZE 128 holds 127
 MARLIN_BUFSIZE = 4  # lines in flight with ADVANCED_OK: Marlin's command queue
-MIN_REPLY = 3  # VMIN, as gateway/machine/streamer.py: the shortest reply is ``ok\n``
 REPLY_TIMEOUT = 10.0  # seconds without a byte before the run is called hung
 SETTLE = 0.3  # seconds of silence that end the boot text
 _ERROR_STARTS = (b"er", b"Er", b"AL", b"Re")  # error:N, Error:..., ALARM:N, Resend:
@@ -84,31 +83,6 @@ def bare_lines(gcode: Path) -> list[bytes]:
             if text:
                 out.append(text + b"\n")
     return out
-
-
-def _open(path: str, baud: int) -> serial.Serial:
-    # As gateway/machine/serial_port.py::_open: 8N1, no flow control, non-blocking.
-    return serial.serial_for_url(
-        path,
-        baudrate=baud,
-        bytesize=8,
-        parity="N",
-        stopbits=1,
-        xonxoff=False,
-        rtscts=False,
-        dsrdtr=False,
-        timeout=0,
-        write_timeout=0,
-    )
-
-
-def _wake_on_reply(fd: int) -> None:
-    # As gateway/machine/streamer.py::_wake_on_reply: poll reports the port
-    # readable once MIN_REPLY bytes are in.
-    attrs = termios.tcgetattr(fd)
-    attrs[6][termios.VMIN] = MIN_REPLY
-    attrs[6][termios.VTIME] = 0
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def _read_until_quiet(fd: int, quiet: float, limit: float, want: bytes = b"") -> bytes:
@@ -244,10 +218,10 @@ def run(firmware: str, sim_args: list[str], gcode: Path, baud: int) -> dict[str,
     partial_ms = max(1, math.ceil(8 * 10.0 / baud * 1000))
     proc, path = start_sim(firmware, baud, sim_args)
     try:
-        port = _open(path, baud)
+        port = open_serial(path, baud)
         try:
             fd = port.fileno()
-            _wake_on_reply(fd)
+            wake_on_reply(fd)
             if grbl:
                 # As the gateway's GRBL handshake: soft reset, wait for the banner.
                 _read_until_quiet(fd, SETTLE, 5.0)

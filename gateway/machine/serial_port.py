@@ -47,8 +47,9 @@ class SerialUser(Protocol):
 U = TypeVar("U", bound=SerialUser)
 
 
-def _open(path: str, baud: int) -> serial.Serial:
-    # Non-blocking (timeout=0): the streamer's own thread waits on the descriptor.
+def open_serial(path: str, baud: int) -> serial.Serial:
+    """The port at ``path``, 8N1 at ``baud``, no flow control, non-blocking (the
+    streamer's own thread waits on the descriptor).  Blocking: call it off the loop."""
     return serial.serial_for_url(
         path,
         baudrate=baud,
@@ -72,7 +73,7 @@ async def open_port(spec: str, baud: int, user_factory: Callable[[], U]) -> U:
     """
     path = resolve_port(spec)
     try:
-        port = await asyncio.to_thread(_open, path, baud)
+        port = await asyncio.to_thread(open_serial, path, baud)
     except (serial.SerialException, OSError) as err:
         raise SerialPortError(
             f"could not open serial port {path}: {err}; check the cable, that no other program "

@@ -57,7 +57,7 @@ from gateway.machine.serial_port import SerialPortError
 # controller needs to take in the bytes in flight before it reads the replies.
 _DRAIN_SHARE = 0.5
 # The shortest reply a controller sends: Marlin's ``ok\n`` (GRBL's is ``ok\r\n``).
-_MIN_REPLY = 3
+MIN_REPLY = 3
 # Lines answered on the fast path between top-ups of the core's queue (it holds 32).
 _FAST_REFILL = 8
 
@@ -413,7 +413,7 @@ class Streamer:
         # The descriptor wakes this thread only once a whole short reply (``ok``)
         # is in; the tail of a longer one is given this long (ms) to arrive.
         partial_ms = max(1, math.ceil(8 * self._byte_time * 1000))
-        _wake_on_reply(fd)
+        wake_on_reply(fd)
         try:
             carried = b""  # read by the fast lane, not for it
             writing = False  # poll also waits for the port to take the backlog
@@ -610,8 +610,8 @@ class Streamer:
         thread.join(timeout=self._write_timeout + 1.0)
 
 
-def _wake_on_reply(fd: int) -> None:
-    """Make ``poll`` on the port report it readable only once ``_MIN_REPLY`` bytes
+def wake_on_reply(fd: int) -> None:
+    """Make ``poll`` on the port report it readable only once ``MIN_REPLY`` bytes
     are in (``VMIN`` with ``VTIME`` 0, non-canonical mode, as ``n_tty`` does for
     USB and UART ports alike).  A reply arrives from a UART a byte at a time;
     without this, ``ok\n`` wakes the reader once per byte that happens to
@@ -620,6 +620,6 @@ def _wake_on_reply(fd: int) -> None:
     with contextlib.suppress(termios.error):
         attrs = termios.tcgetattr(fd)
         cc = attrs[6]
-        cc[termios.VMIN] = _MIN_REPLY
+        cc[termios.VMIN] = MIN_REPLY
         cc[termios.VTIME] = 0
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
