@@ -28,6 +28,9 @@ __all__ = ["OK_NPB", "FastAcks"]
 
 #: ``ok N<n> P<p> B<b>`` exactly as Marlin prints it, nothing else.
 OK_NPB = re.compile(rb"ok N(\d+) P(\d+) B(\d+)\r?")
+#: What one read holds while an ADVANCED_OK job streams: whole ``ok N P B`` lines only.
+_ALL_NPB = re.compile(rb"(?:ok N\d+ P\d+ B\d+\r?\n)+")
+_EACH_NPB = re.compile(rb"ok N(\d+) P(\d+) B(\d+)")
 _AHEAD = 8  # lines fast_ok frames at once
 
 
@@ -142,6 +145,74 @@ class FastAcks:
         self._flight_bytes = len(wire)
         self._last_progress = now
         return wire
+
+    def fast_npb(self, data: bytes, now: float) -> bool:
+        """The common case of ADVANCED_OK streaming, in one step: ``data`` (the whole of
+        what was read) is nothing but ``ok N P B`` replies acknowledging, in order, job
+        lines in flight.  Returns False, having changed nothing, when anything else is
+        going on (handshake, recovery, a command or poll among the lines, a partial
+        reply, a long move answered): then :meth:`receive` must be given the same bytes.
+
+        Same bookkeeping as :meth:`receive` takes for those replies, reply by reply,
+        without its split, dispatch and per-reply events; the acknowledged lines are
+        reported, summed, with the next events (as :meth:`fast_ok`'s are).  The caller
+        then asks :meth:`data_to_send` for the lines the freed window lets out.
+        """
+        if (
+            self._state is not State.READY
+            or not self._advanced
+            or self._rx
+            or self._events
+            or self._after_line_error
+            or self._after_unknown
+            or self._recover_n >= 0
+            or self._probe_n >= 0
+            or self._resend_due >= 0.0
+            or self._paired_resend >= 0
+            or now - self._last_progress >= 0.3
+            or _ALL_NPB.fullmatch(data) is None
+        ):
+            return False
+        replies = _EACH_NPB.findall(data)
+        acked_n = self._acked_n
+        last = acked_n
+        for reply in replies:
+            n = int(reply[0])
+            if n <= last:
+                return False
+            last = n
+        if last >= self._next_n:
+            return False
+        history = self._history
+        lines = []
+        for k in range(acked_n + 1, last + 1):
+            line = history.get(k)
+            if line is None or line.done or line.kind is not Kind.JOB:
+                return False
+            lines.append(line)
+        # As _on_npb and _confirm would, reply by reply.
+        timing = self._timing
+        for n_text, p_text, b_text in replies:
+            self._note_planner(int(p_text), int(b_text))
+            n = int(n_text)
+            if n > self._proven_n:
+                self._proven_n = n
+            timing.replied(now - self._last_progress, False)
+            self._last_progress = now
+        for line in lines:
+            line.done = True
+        self._acked += len(lines)
+        self._unreported += len(lines)
+        self._acked_n = last
+        if self._send_n <= last:
+            self._send_n = last + 1
+        kept = [line for line in self._in_flight if line.n > last]
+        self._in_flight = kept
+        size = 0
+        for line in kept:
+            size += len(line.wire)
+        self._flight_bytes = size
+        return True
 
     def _report_fast(self, events: list[ProtocolEvent]) -> None:
         events.insert(0, LinesAcked(self._unreported, self._acked))

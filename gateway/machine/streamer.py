@@ -409,6 +409,7 @@ class Streamer:
         tick = self._tick_interval
         next_tick = clock() + tick
         fast = core.fast_ok if isinstance(core, MarlinProtocol) else None
+        npb = core.fast_npb if isinstance(core, MarlinProtocol) else None
         partial = b""
         # The descriptor wakes this thread only once a whole short reply (``ok``)
         # is in; the tail of a longer one is given this long (ms) to arrive.
@@ -488,7 +489,8 @@ class Streamer:
                             fast_lane = True
                     if not fast_lane:
                         if data:
-                            self._handle(core.receive(data, now))
+                            if npb is None or not npb(data, now):
+                                self._handle(core.receive(data, now))
                             self._pump(now)
                         if now >= next_tick:
                             self._handle(core.tick(now))

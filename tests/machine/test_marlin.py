@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from unittest.mock import patch
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gateway.machine import marlin
@@ -935,3 +935,121 @@ def test_the_ok_npb_pattern_does_what_the_general_reply_path_does(
     assert wires[0] == wires[1]
     assert events[0] == events[1]
     assert cores[0].acked == cores[1].acked and cores[0].planned == cores[1].planned
+
+
+# -- the ADVANCED_OK fast path ---------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    script=st.lists(
+        st.one_of(
+            st.sampled_from(["line"] * 6 + ["command", "tick", "temperature", "busy"]),
+            st.just("line"),
+            st.just("line"),
+            st.lists(
+                st.tuples(st.integers(-2, 12), st.integers(0, 16), st.integers(0, 8)),
+                min_size=1,
+                max_size=3,
+            ),
+            # The board answering the k oldest lines it was sent, as it does.
+            st.tuples(st.integers(1, 4), st.integers(0, 16), st.integers(0, 3)),
+            st.tuples(st.integers(1, 4), st.integers(0, 16), st.integers(0, 3)),
+        ),
+        max_size=80,
+    ),
+    gaps=st.lists(st.sampled_from([0.0, 0.003, 0.003, 0.02, 0.4]), min_size=1, max_size=10),
+    crlf=st.booleans(),
+)
+def test_fast_npb_does_what_receive_does(
+    script: list[str | list[tuple[int, int, int]] | tuple[int, int, int]],
+    gaps: list[float],
+    crlf: bool,
+) -> None:
+    """Two cores, one given each read through ``fast_npb`` whenever it takes it, the
+    other always through ``receive``: same bytes on the wire, same lines acknowledged,
+    same commands answered, same other events, after any mix of job lines, console
+    commands, groups of ``ok N P B`` (in order or not, too low, too high), temperature
+    reports, keepalives and ticks."""
+    cores = [ready_core(advanced=True), ready_core(advanced=True)]
+    wires: list[list[bytes]] = [[], []]
+    events: list[list[ProtocolEvent]] = [[], []]
+    now = 1.0
+    taken = 0
+    end = b"\r\n" if crlf else b"\n"
+    outstanding: list[int] = []  # numbers the board was sent, oldest first
+    for step, action in enumerate(script):
+        now += gaps[step % len(gaps)]
+        base = cores[0].acked + 2
+        data = b""
+        if isinstance(action, list):
+            data = b"".join(b"ok N%d P%d B%d" % (base + n, p, b) + end for n, p, b in action)
+        elif isinstance(action, tuple):
+            count, p, b = action
+            answered, outstanding = outstanding[:count], outstanding[count:]
+            data = b"".join(b"ok N%d P%d B%d" % (n, p, b) + end for n in answered)
+        for i, core in enumerate(cores):
+            match action:
+                case list() | tuple() if data:
+                    if i == 0 and core.fast_npb(data, now):
+                        taken += 1
+                    else:
+                        events[i] += core.receive(data, now)
+                case "line":
+                    core.send_line(f"G1 X{step} Y{step % 7}")
+                case "command":
+                    core.send_command("M114")
+                case "temperature":
+                    events[i] += core.receive(b"T:200.0 /200.0 B:60.0 /60.0\n", now)
+                case "busy":
+                    events[i] += core.receive(b"echo:busy: processing\n", now)
+                case list() | tuple():
+                    pass  # nothing was in flight to answer
+                case _:
+                    events[i] += core.tick(now)
+            wires[i].append(core.data_to_send(now))
+        outstanding += [int(w[1:].split(" ", 1)[0]) for w in sent(wires[0][-1]) if w[:1] == "N"]
+    for i, core in enumerate(cores):
+        events[i] += core.tick(now)
+    event(f"fast_npb took {min(taken, 3)}+ reads")
+    assert wires[0] == wires[1]
+    assert acked(events[0]) == acked(events[1]) == cores[0].acked == cores[1].acked
+    others = [[e for e in evs if not isinstance(e, LinesAcked)] for evs in events]
+    assert others[0] == others[1]
+    assert cores[0].planned == cores[1].planned
+    assert cores[0].queued == cores[1].queued and cores[0].in_flight == cores[1].in_flight
+
+
+def test_an_advanced_ok_job_goes_through_fast_npb_and_reports_every_line() -> None:
+    core = ready_core(advanced=True)
+    for line in job(40):
+        core.send_line(line)
+    now = 1.0
+    wire = sent(core.data_to_send(now))
+    numbers = [int(w.split(" ", 1)[0][1:]) for w in wire]
+    while numbers:
+        now += 0.004
+        # The board answers the two oldest lines in one read.
+        answered, numbers = numbers[:2], numbers[2:]
+        assert core.fast_npb(b"".join(b"ok N%d P10 B2\n" % n for n in answered), now)
+        out = sent(core.data_to_send(now))
+        wire += out
+        numbers += [int(w.split(" ", 1)[0][1:]) for w in out]
+    events = core.tick(now)
+    assert [w.split(" ", 1)[1] for w in wire] == job(40)
+    assert acked(events) == core.acked == 40 and isinstance(events[0], LinesAcked)
+
+
+def test_fast_npb_steps_aside_when_anything_else_is_going_on() -> None:
+    core = ready_core(advanced=True)
+    core.send_line("G1 X1")
+    core.send_command("M114")
+    core.send_line("G1 X2")
+    core.data_to_send(1.0)  # N3 G1 X1, N4 M114, N5 G1 X2
+    assert not core.fast_npb(b"ok N3 P15 B3\nok N4 P15 B3\n", 1.01)  # a command's answer
+    assert not core.fast_npb(b"ok N3 P15 B3\nok N", 1.01)  # half a reply
+    assert not core.fast_npb(b"ok N3 P15 B3\nT:200.0 /200.0\n", 1.01)  # something else
+    assert not core.fast_npb(b"ok N9 P15 B3\n", 1.01)  # a line never sent
+    assert not core.fast_npb(b"ok N3 P15 B3\n", 1.5)  # a long wait: the general path weighs it
+    assert core.fast_npb(b"ok N3 P15 B3\n", 1.01)
+    assert core.acked == 1

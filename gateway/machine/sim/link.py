@@ -211,7 +211,8 @@ class Link:
     ) -> None:
         self.core = core
         # As the streamer does: hold a reply until its newline, and let a lone
-        # ``ok`` go through the core's one-per-ok fast path when it has one.
+        # ``ok`` (one-per-ok) or a read of only ``ok N P B`` (ADVANCED_OK) go
+        # through the core's fast paths when it has them.
         self.fast = fast
         self.firmware = firmware
         self.faults = faults or Faults()
@@ -253,10 +254,11 @@ class Link:
                     replies, held = b"", replies
             if replies:
                 fast_ok = getattr(core, "fast_ok", None) if self.fast else None
+                fast_npb = getattr(core, "fast_npb", None) if self.fast else None
                 wire = fast_ok(now) if fast_ok is not None and replies == b"ok\n" else None
                 if wire is not None:
                     self.to_controller.put(self.inject.host_bytes(wire), now)
-                else:
+                elif fast_npb is None or not fast_npb(replies, now):
                     events.extend(core.receive(replies, now))
             events.extend(core.tick(now))
             if exhausted and core.ready and core.idle() and not self.to_controller.pending:
