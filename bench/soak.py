@@ -207,6 +207,7 @@ class Tally:
     unplugs_in_job: int = 0
     cut_jobs: int = 0  # jobs failed by an unplug
     cut_offered: int = 0  # ... and offered for resume right after
+    offers_discarded: int = 0  # interrupted jobs Ada discarded before her next start
     unplug_errors: list[str] = field(default_factory=list)
 
 
@@ -319,6 +320,15 @@ class Soak:
             self.member_present = False
             return
         self.tally.sessions += 1
+        # A job cut earlier (unplug, SIGKILL) is offered to Ada now: she clears the bed
+        # and discards it, as the touchscreen asks before a new start would.
+        offer = (await self.api("GET", "/api/jobs/interrupted")).json().get("interrupted")
+        if offer and offer.get("job_id"):
+            d = await self.api(
+                "POST", "/api/jobs/interrupted/discard", json={"job_id": offer["job_id"]}
+            )
+            if d.status_code < 400:
+                self.tally.offers_discarded += 1
         r = await self.api("POST", "/api/jobs", json={"file": "soak.gcode"})
         if r.status_code == 201:
             job_id = r.json().get("id")
@@ -559,7 +569,8 @@ class Soak:
               f"completed jobs; {disorder} lines repeated or out of order   "
               f"(target: whole == completed, runs <= started, 0 out of order)")
         print(f"  controller unplugged          : {t.unplugs} times ({t.unplugs_in_job} during a "
-              f"job); {t.cut_jobs} jobs cut, {t.cut_offered} offered for resume   "
+              f"job); {t.cut_jobs} jobs cut, {t.cut_offered} offered for resume, "
+              f"{t.offers_discarded} offers discarded by Ada before a new start   "
               f"(target: every cut job offered)")
         for err in t.unplug_errors[:10]:
             print(f"    ! {err}")
