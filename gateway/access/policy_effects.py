@@ -176,59 +176,39 @@ def mark_confirmed(store: AccessStore, *, machine_id: str, members: set[str]) ->
 
 
 def recheck(service: AccessService) -> None:
-    """End the session of a member the access list no longer admits, by the job rule."""
+    """End the session of a member the access list no longer admits, by the job rule;
+    make it supervised if the list lowered their level to one that needs it."""
     snap = service.machine.snapshot
     active = snap.session or (snap.previous if snap.state is core.State.ENDING else None)
     if active is None:
         return
-    lockout = snap.lockout
     now = datetime.now(UTC)
+    lockout = snap.lockout.reason if snap.lockout else None
+
+    def policy(decision: Decision) -> Decision:
+        return service.policy.judge(decision, now)
+
+    members, member_id = service._effective, active.member_id
     revoked = revocation(
-        service._effective,
-        active.member_id,
-        active.member_name,
-        service.machine_id,
-        now,
-        lockout.reason if lockout else None,
-        policy=lambda decision: service.policy.judge(decision, now),
+        members, member_id, active.member_name, service.machine_id, now, lockout, policy=policy
     )
     if revoked is None:
-        _recheck_level(service, active, now)
+        session = snap.session
+        if session is None or session.member_id != member_id or session.supervised:
+            return
+        grant = supervised_now(members, member_id, service.machine_id, now, lockout, policy=policy)
+        if grant is not None:
+            log.warning("%s's level is now %s: it needs a supervisor", member_id, grant.level)
+            service._feed(core.LevelLowered(member_id, grant.level, time.monotonic()))
         return
     reason, message = revoked.reason, revoked.message
     if snap.session is None and snap.grace_until is None:
         return  # their job finishes under its rule; nothing more to end
     log.warning(
-        "the new access list no longer admits %s (%s): ending their session",
-        active.member_id,
-        reason,
+        "the new access list no longer admits %s (%s): ending their session", member_id, reason
     )
     service._last_denial = message
     service._write(
-        partial(
-            AccessStore.record_denial, reason=reason, at=time.time(), member_id=active.member_id
-        )
+        partial(AccessStore.record_denial, reason=reason, at=time.time(), member_id=member_id)
     )
-    service._feed(core.MemberRevoked(active.member_id, reason, message, time.monotonic()))
-
-
-def _recheck_level(service: AccessService, active: core.ActiveSession, now: datetime) -> None:
-    """A level lowered mid-session to one that needs a supervisor: the session
-    becomes supervised (warned, and ended if none turns up in the grace)."""
-    session = service.machine.snapshot.session
-    if session is None or session.member_id != active.member_id or session.supervised:
-        return
-    lockout = service.machine.snapshot.lockout
-    grant = supervised_now(
-        service._effective,
-        active.member_id,
-        service.machine_id,
-        now,
-        lockout.reason if lockout else None,
-        policy=lambda decision: service.policy.judge(decision, now),
-    )
-    if grant is not None:
-        log.warning(
-            "%s's level is now %s, which needs a supervisor", active.member_id, grant.level
-        )
-        service._feed(core.LevelLowered(active.member_id, grant.level, time.monotonic()))
+    service._feed(core.MemberRevoked(member_id, reason, message, time.monotonic()))

@@ -88,19 +88,11 @@ class FastAcks:
         costs more than the protocol, so a line should cost as little as can be.
         """
         if (
-            self._state is not State.READY
-            or self._advanced
-            or self._rx
-            or self._events
+            self._advanced
             or self._system
-            or self._after_line_error
-            or self._after_unknown
-            or self._recover_n >= 0
-            or self._probe_n >= 0
-            or self._resend_due >= 0.0
-            or self._paired_resend >= 0
             or len(self._in_flight) != 1
             or not self._pending
+            or not self._steady()
         ):
             return None
         done = self._in_flight[0]
@@ -159,17 +151,9 @@ class FastAcks:
         then asks :meth:`data_to_send` for the lines the freed window lets out.
         """
         if (
-            self._state is not State.READY
-            or not self._advanced
-            or self._rx
-            or self._events
-            or self._after_line_error
-            or self._after_unknown
-            or self._recover_n >= 0
-            or self._probe_n >= 0
-            or self._resend_due >= 0.0
-            or self._paired_resend >= 0
+            not self._advanced
             or now - self._last_progress >= 0.3
+            or not self._steady()
             or _ALL_NPB.fullmatch(data) is None
         ):
             return False
@@ -213,6 +197,21 @@ class FastAcks:
             size += len(line.wire)
         self._flight_bytes = size
         return True
+
+    def _steady(self) -> bool:
+        """Nothing but streaming is going on, as both fast paths need: the link is
+        ready, no reply is half read, no events wait, no error or recovery is open."""
+        return (
+            self._state is State.READY
+            and not self._rx
+            and not self._events
+            and not self._after_line_error
+            and not self._after_unknown
+            and self._recover_n < 0
+            and self._probe_n < 0
+            and self._resend_due < 0.0
+            and self._paired_resend < 0
+        )
 
     def _report_fast(self, events: list[ProtocolEvent]) -> None:
         events.insert(0, LinesAcked(self._unreported, self._acked))

@@ -152,14 +152,7 @@ def test_events_reach_the_loop_in_order_and_progress_is_summed(tmp_path: Path) -
             if isinstance(e, StreamFinished):
                 finished.set()
 
-        core = make_core("marlin", rx_buffer_size=127, response_timeout=10.0, max_line_length=96)
-        streamer = await open_port(path, 115200, lambda: Streamer(core, on_event=on_event))
-        task = asyncio.create_task(streamer.run())
-        for _ in range(200):
-            if core.ready:
-                break
-            await asyncio.sleep(0.02)
-        assert core.ready
+        streamer, task = await ready_streamer(path, on_event)
         streamer.begin(FileLines(tmp_path / "job.gcode"))
         await asyncio.wait_for(finished.wait(), 30)
         task.cancel()
@@ -246,10 +239,11 @@ def wedge(b: ScriptedMarlin) -> None:
 
 
 async def ready_streamer(
-    b: ScriptedMarlin, on_event: Callable[[ProtocolEvent], None]
+    path: str, on_event: Callable[[ProtocolEvent], None]
 ) -> tuple[Streamer, asyncio.Task[None]]:
+    """A streamer on the port at ``path``, its handshake done."""
     core = make_core("marlin", rx_buffer_size=127, response_timeout=10.0, max_line_length=96)
-    streamer = await open_port(b.path, 115200, lambda: Streamer(core, on_event=on_event))
+    streamer = await open_port(path, 115200, lambda: Streamer(core, on_event=on_event))
     task = asyncio.create_task(streamer.run())
     for _ in range(200):
         if core.ready:
@@ -265,7 +259,7 @@ def test_an_e_stop_on_an_adapter_that_takes_no_data_never_blocks_the_loop() -> N
     lost after ``write_timeout`` by the reader thread, while the loop runs on."""
 
     async def run(b: ScriptedMarlin) -> tuple[int, str]:
-        streamer, task = await ready_streamer(b, lambda e: None)
+        streamer, task = await ready_streamer(b.path, lambda e: None)
         wedge(b)
         beats = 0
 
@@ -293,7 +287,7 @@ def test_an_e_stop_on_an_adapter_that_takes_no_data_never_blocks_the_loop() -> N
 def test_what_a_stalled_port_did_not_take_goes_out_in_order_when_it_takes_again() -> None:
     async def run(b: ScriptedMarlin) -> list[ProtocolEvent]:
         seen: list[ProtocolEvent] = []
-        streamer, task = await ready_streamer(b, seen.append)
+        streamer, task = await ready_streamer(b.path, seen.append)
         wedge(b)
         streamer.send_command("M114")
         streamer.send_command("M115")

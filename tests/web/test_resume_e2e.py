@@ -10,6 +10,7 @@ must be the preamble, then exactly the original file's moves from that layer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +169,22 @@ def moves(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith(("G0", "G1", "G2", "G3"))]
 
 
+@contextlib.asynccontextmanager
+async def kiosk(url: str) -> AsyncIterator[Any]:
+    """The touchscreen: headless Chromium at 800x480 on the daemon's kiosk, badge screen shown."""
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 800, "height": 480})
+            await page.goto(url)
+            await expect(page.locator("#screen-locked")).to_be_visible()
+            yield page
+        finally:
+            await browser.close()
+
+
 def library(tmp_path: Path, *names: str) -> None:
     """The daemons' file library (under ``state/``), holding ``names`` from ``tmp_path``."""
     files = FileLibrary(
@@ -199,7 +217,7 @@ def interrupted_job(tmp_path: Path, log: Path, file: str, layer: int) -> dict[st
 
 
 async def test_killed_mid_job_resumes_from_the_offered_layer(tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     state = tmp_path / "state"
     original = layered_job(tmp_path / "tower.gcode")
@@ -212,12 +230,7 @@ async def test_killed_mid_job_resumes_from_the_offered_layer(tmp_path: Path) -> 
 
     second = Daemon(config(tmp_path, "second", time_scale=0.0, log=second_log))
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = await browser.new_page(viewport={"width": 800, "height": 480})
-            await page.goto(second.url)
-            await expect(page.locator("#screen-locked")).to_be_visible()
-
+        async with kiosk(second.url) as page:
             # Another member is not offered Ada's job.
             async with page.expect_response(lambda r: "/api/jobs/interrupted" in r.url):
                 await page.locator("#sim-panel button", has_text="Grace Hopper").click()
@@ -266,7 +279,6 @@ async def test_killed_mid_job_resumes_from_the_offered_layer(tmp_path: Path) -> 
             assert second.status()["job"] is None
             await page.click("#resume-run")
             await expect(page.locator("#screen-job")).to_be_visible()
-            await browser.close()
 
         wait(
             lambda: (second.status().get("job") or {}).get("state") == "completed",
@@ -292,7 +304,7 @@ async def test_killed_mid_job_resumes_from_the_offered_layer(tmp_path: Path) -> 
 async def test_a_new_job_discards_an_interrupted_one_once_confirmed(tmp_path: Path) -> None:
     """Another member starts a job on a machine whose last job was cut: the kiosk says
     whose job goes, and the new one runs only after "Discard and start"."""
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     layered_job(tmp_path / "tower.gcode")
     layered_job(tmp_path / "coaster.gcode", layers=2, per_layer=5)
@@ -302,11 +314,7 @@ async def test_a_new_job_discards_an_interrupted_one_once_confirmed(tmp_path: Pa
 
     second = Daemon(config(tmp_path, "second", time_scale=0.0, log=log))
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = await browser.new_page(viewport={"width": 800, "height": 480})
-            await page.goto(second.url)
-            await expect(page.locator("#screen-locked")).to_be_visible()
+        async with kiosk(second.url) as page:
             await page.locator("#sim-panel button", has_text="Grace Hopper").click()
             await expect(page.locator("#screen-session")).to_be_visible()
             await page.locator("#files button", has_text="coaster.gcode").click()
@@ -321,7 +329,6 @@ async def test_a_new_job_discards_an_interrupted_one_once_confirmed(tmp_path: Pa
             await expect(page.locator("#screen-session")).to_contain_text(
                 "coaster.gcode finished"
             )
-            await browser.close()
         wait(
             lambda: (second.status().get("job") or {}).get("state") == "completed",
             120,
