@@ -442,8 +442,9 @@ class Streamer:
                         mask = select.POLLIN | select.POLLOUT if backlog else select.POLLIN
                         poller.modify(fd, mask)
                         writing = backlog
-                    if backlog:
-                        timeout = min(timeout, self._backlog_since + self._write_timeout - now)
+                    if backlog:  # the write timeout is real time, whatever the core's clock
+                        waited = time.monotonic() - self._backlog_since
+                        timeout = min(timeout, self._write_timeout - waited)
                     ready = poller.poll(math.ceil(max(0.0, timeout) * 1000))
                     if self._stopping:
                         return
@@ -481,7 +482,7 @@ class Streamer:
                 fast_lane = False
                 with lock:
                     if self._backlog:
-                        self._flush(now)
+                        self._flush(time.monotonic())
                     if data == b"ok\n" and fast is not None and now < next_tick:
                         wire = fast(now)
                         if wire is not None:
