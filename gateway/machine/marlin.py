@@ -518,18 +518,7 @@ class MarlinProtocol(FastAcks, LinkRecovery, ControllerProtocol):
         if count:
             self._acked += count
             events.append(LinesAcked(count, self._acked))
-        self._acked_n = n
-        if self._send_n <= n:
-            self._send_n = n + 1
-        flight = self._in_flight
-        if flight:
-            kept = [line for line in flight if line.n > n]
-            if len(kept) != len(flight):
-                self._in_flight = kept
-                size = 0
-                for line in kept:
-                    size += len(line.wire)
-                self._flight_bytes = size
+        self._acked_through(n)
         if 0 <= self._recover_n <= n:
             self._recover_n = -1
             self._allowance = 0

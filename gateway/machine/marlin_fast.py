@@ -30,7 +30,6 @@ __all__ = ["OK_NPB", "FastAcks"]
 OK_NPB = re.compile(rb"ok N(\d+) P(\d+) B(\d+)\r?")
 #: What one read holds while an ADVANCED_OK job streams: whole ``ok N P B`` lines only.
 _ALL_NPB = re.compile(rb"(?:ok N\d+ P\d+ B\d+\r?\n)+")
-_EACH_NPB = re.compile(rb"ok N(\d+) P(\d+) B(\d+)")
 _AHEAD = 8  # lines fast_ok frames at once
 
 
@@ -157,7 +156,7 @@ class FastAcks:
             or _ALL_NPB.fullmatch(data) is None
         ):
             return False
-        replies = _EACH_NPB.findall(data)
+        replies = OK_NPB.findall(data)
         acked_n = self._acked_n
         last = acked_n
         for reply in replies:
@@ -187,16 +186,24 @@ class FastAcks:
             line.done = True
         self._acked += len(lines)
         self._unreported += len(lines)
-        self._acked_n = last
-        if self._send_n <= last:
-            self._send_n = last + 1
-        kept = [line for line in self._in_flight if line.n > last]
-        self._in_flight = kept
-        size = 0
-        for line in kept:
-            size += len(line.wire)
-        self._flight_bytes = size
+        self._acked_through(last)
         return True
+
+    def _acked_through(self, n: int) -> None:
+        """Lines up to ``n`` are acknowledged: nothing before ``n + 1`` is sent again,
+        and they leave the lines in flight (and their bytes the RX window)."""
+        self._acked_n = n
+        if self._send_n <= n:
+            self._send_n = n + 1
+        flight = self._in_flight
+        if flight:
+            kept = [line for line in flight if line.n > n]
+            if len(kept) != len(flight):
+                self._in_flight = kept
+                size = 0
+                for line in kept:
+                    size += len(line.wire)
+                self._flight_bytes = size
 
     def _steady(self) -> bool:
         """Nothing but streaming is going on, as both fast paths need: the link is
